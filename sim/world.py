@@ -1,0 +1,596 @@
+"""The embedded simulator: pure ``reset`` and ``step`` over :class:`sim.state.WorldState`.
+
+``reset(specs, road, rngs, num_actors)`` instantiates one spec per environment (B of them) on a
+shared lane graph; ``step(state, actions, params, road)`` advances every environment by ``dt``:
+
+1. scripted events fire (time or ego-gap triggers);
+2. traffic decides: IDM acceleration behind the leader found by the batched sorted search,
+   MOBIL lane changes (each vehicle reconsiders once per ``mobil_interval_s``, staggered);
+3. traffic moves along its lanes (ballistic update, successor lanes at lane ends, smooth
+   lateral lane-change profile), the ego moves by the kinematic bicycle model;
+4. the ego is projected back to lane coordinates and its route progress updated.
+
+Collisions, off-road and route completion are read off the new state by :mod:`sim.metrics`,
+so the CARLA backend scores with the same code. No randomness in ``step``: the same state and
+actions give bit-identical results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sim import road as R
+from sim.dynamics import VehicleParams, bicycle_step, sanitize_action
+from sim.scenario import (
+    ActorSpec,
+    BehaviorSpec,
+    EgoSpec,
+    ScenarioSpec,
+    SpecError,
+    check_on_road,
+    road_length,
+)
+from sim.state import (
+    ActorType,
+    Behavior,
+    Events,
+    EventKind,
+    Route,
+    TriggerKind,
+    WorldState,
+)
+from sim.traffic import (
+    FREE_GAP,
+    find_follower,
+    find_leader,
+    idm_accel,
+    sort_entries,
+)
+
+F32 = NDArray[np.float32]
+I32 = NDArray[np.int32]
+
+STOPPED_EPS = 0.05  # [m/s] a scripted brake ends once speed is within this of its target
+
+
+@dataclass(frozen=True)
+class SimParams:
+    """Step parameters shared by all environments."""
+
+    dt: float = 0.1  # [s] 0.05 for CARLA parity
+    vehicle: VehicleParams = VehicleParams()
+    mobil_interval_s: float = 1.0  # [s] how often each vehicle reconsiders its lane
+
+
+# ---------------------------------------------------------------------------------------------
+# reset
+# ---------------------------------------------------------------------------------------------
+
+_BEHAVIOR_FIELDS = (
+    "v0", "headway", "min_gap", "a_max", "b_comf", "politeness", "b_safe", "lc_threshold",
+    "lc_duration",
+)
+_EVENT_KIND = {"set_speed": EventKind.SET_SPEED, "stop": EventKind.STOP,
+               "lane_change": EventKind.LANE_CHANGE}
+
+
+def _behavior_row(b: BehaviorSpec, limit: float) -> list[float]:
+    v0 = b.v0 if b.v0 is not None else limit * b.speed_factor
+    thr = b.lc_threshold if b.lane_change else np.inf
+    return [v0, b.headway, b.min_gap, b.a_max, b.b_comf, b.politeness, b.b_safe, thr,
+            b.lc_duration]
+
+
+def _route_chain(
+    g: R.LaneGraph, lane: int, s_ref0: float, length: float
+) -> tuple[list[int], list[float]]:
+    """Sections from the start lane following first successors until ``length`` is covered."""
+    secs, cum = [int(g.section[lane])], [-s_ref0]
+    cur = lane
+    total = float(g.section_length[g.section[lane]]) - s_ref0
+    while total < length + 1e-3:
+        nxt = int(g.successors[cur, 0])
+        if nxt < 0 or len(secs) > 10_000:
+            break
+        cum.append(cum[-1] + float(g.section_length[g.section[cur]]))
+        secs.append(int(g.section[nxt]))
+        total += float(g.section_length[g.section[nxt]])
+        cur = nxt
+    cum.append(cum[-1] + float(g.section_length[g.section[cur]]))
+    return secs, cum
+
+
+@dataclass
+class _EnvDraft:
+    rows: list[tuple[int, float, float, float, float, float, int, list[float]]]
+    events: list[list[tuple[int, int, float, float, float, int, float]]]
+    route: tuple[list[int], list[float]]
+    route_length: float
+    time_limit: float
+
+
+def _place(g: R.LaneGraph, a: ActorSpec | EgoSpec) -> tuple[int, float]:
+    return g.lane_index(a.road, a.lane, a.s)
+
+
+def _sample_traffic(
+    spec: ScenarioSpec, g: R.LaneGraph, rng: np.random.Generator,
+    occupied: list[tuple[int, float, float]],
+) -> list[tuple[int, float, float, float, float, float, int, list[float]]]:
+    """Random background vehicles: a spacing-respecting uniform layout per driving lane."""
+    t = spec.traffic
+    if t.count == 0:
+        return []
+    lanes = np.nonzero(g.lane_type == R.LaneType.DRIVING)[0]
+    total = road_length(g, spec.ego.road)
+    lo, hi = (t.s_range[0], t.s_range[1]) if t.s_range else (0.0, total)
+    lengths = np.full(lanes.size, max(hi - lo, 0.0))
+    share = rng.multinomial(t.count, lengths / max(lengths.sum(), 1e-9))
+    out = []
+    veh_len = 4.5  # [m] typical passenger car; width below
+    for lane, k in zip(lanes, share, strict=True):
+        if k == 0:
+            continue
+        pitch = veh_len + t.min_spacing
+        room = (hi - lo) - k * pitch
+        if room < 0:
+            k = int((hi - lo) // pitch)
+            room = (hi - lo) - k * pitch
+        if k <= 0:
+            continue
+        offs = np.sort(rng.uniform(0.0, max(room, 0.0), k)) + np.arange(k) * pitch + lo
+        for s_ref in offs:
+            lane_i = int(lane)
+            s = float(R.s_ref_to_s(g, np.array([lane_i]), np.array([s_ref + veh_len / 2],
+                                                                   np.float32))[0])
+            if s + veh_len / 2 > float(g.lane_length[lane_i]):
+                continue
+            if any(o_l == lane_i and abs(o_s - s) < (o_len + veh_len) / 2 + t.min_spacing
+                   for o_l, o_s, o_len in occupied):
+                continue
+            limit = float(R.interp(g, g.speed_limit, np.array(lane_i), np.array(s, np.float32)))
+            speed = rng.uniform(*t.speed_frac) * limit
+            beh = _behavior_row(t.behavior, limit)
+            beh[0] = rng.uniform(*t.v0_frac) * limit
+            jit = 1.0 + rng.uniform(-t.jitter, t.jitter, 8)
+            for i in range(1, 9):
+                if np.isfinite(beh[i]):
+                    beh[i] *= float(jit[i - 1])
+            width = 1.8 + 0.2 * rng.random()
+            out.append((lane_i, s, 0.0, speed, veh_len, width, int(ActorType.VEHICLE), beh))
+    return out
+
+
+def _draft(spec: ScenarioSpec, g: R.LaneGraph, rng: np.random.Generator) -> _EnvDraft:
+    e_lane, e_s = _place(g, spec.ego)
+    limit = float(R.interp(g, g.speed_limit, np.array(e_lane), np.array(e_s, np.float32)))
+    ego_beh = _behavior_row(BehaviorSpec(), limit)
+    rows = [(e_lane, e_s, spec.ego.d, spec.ego.speed, spec.ego.length, spec.ego.width,
+             int(ActorType.VEHICLE), ego_beh)]
+    events: list[list[tuple[int, int, float, float, float, int, float]]] = [[]]
+    for a in spec.actors:
+        lane, s = _place(g, a)
+        lim = float(R.interp(g, g.speed_limit, np.array(lane), np.array(s, np.float32)))
+        rows.append((lane, s, a.d, a.speed, a.length, a.width, int(ActorType.VEHICLE),
+                     _behavior_row(a.behavior, lim)))
+        events.append([
+            (int(_EVENT_KIND[ev.action]), int(TriggerKind.TIME if ev.trigger == "time"
+                                              else TriggerKind.EGO_GAP),
+             ev.at, ev.target_speed, ev.decel, 1 if ev.direction == "left" else -1, ev.duration)
+            for ev in a.events
+        ])
+    occupied = [(r[0], r[1], r[4]) for r in rows]
+    traffic = _sample_traffic(spec, g, rng, occupied)
+    rows += traffic
+    events += [[] for _ in traffic]
+    s_ref0 = float(R.interp(g, g.s_ref, np.array(e_lane), np.array(e_s, np.float32)))
+    return _EnvDraft(rows, events, _route_chain(g, e_lane, s_ref0, spec.ego.route_length),
+                     spec.ego.route_length, spec.time_limit_s)
+
+
+def reset(
+    specs: list[ScenarioSpec], road: R.LaneGraph, rngs: list[np.random.Generator],
+    num_actors: int | None = None, check: bool = True,
+) -> WorldState:
+    """Instantiate one spec per environment.
+
+    Args:
+        specs: B specs on the road ``road``.
+        rngs: B generators; background traffic is drawn from them (nothing else is random).
+        num_actors: actor slots N (>= the largest spec's need); default the largest need.
+        check: run the road-dependent spec checks first.
+
+    Raises:
+        SpecError: a spec does not fit the road or the slot count.
+    """
+    if len(specs) != len(rngs):
+        raise ValueError(f"{len(specs)} specs but {len(rngs)} generators")
+    if check:
+        for sp in specs:
+            check_on_road(sp, road, source=sp.name)
+    drafts = [_draft(sp, road, rng) for sp, rng in zip(specs, rngs, strict=True)]
+    need = max(len(d.rows) for d in drafts)
+    N = need if num_actors is None else num_actors
+    if need > N:
+        raise SpecError(f"scenario needs {need} actor slots but the env has num_actors={N}")
+    B = len(specs)
+    E = max(1, max(len(ev) for d in drafts for ev in d.events))
+    Rn = max(len(d.route[0]) for d in drafts)
+    f32 = np.float32
+    lane = np.zeros((B, N), np.int32)
+    s = np.zeros((B, N), f32)
+    d = np.zeros((B, N), f32)
+    speed = np.zeros((B, N), f32)
+    length = np.full((B, N), 4.5, f32)
+    width = np.full((B, N), 1.9, f32)
+    atype = np.zeros((B, N), np.int8)
+    valid = np.zeros((B, N), np.bool_)
+    beh = np.tile(np.array(_behavior_row(BehaviorSpec(), 30.0), f32), (B, N, 1))
+    ev_kind = np.zeros((B, N, E), np.int8)
+    ev_trig = np.zeros((B, N, E), np.int8)
+    ev_val = np.zeros((B, N, E), f32)
+    ev_tgt = np.zeros((B, N, E), f32)
+    ev_dec = np.zeros((B, N, E), f32)
+    ev_dir = np.zeros((B, N, E), np.int8)
+    ev_dur = np.ones((B, N, E), f32)
+    r_secs = np.full((B, Rn), -1, np.int32)
+    r_cum = np.zeros((B, Rn + 1), f32)
+    r_len = np.zeros(B, f32)
+    t_lim = np.zeros(B, f32)
+    for b, dr in enumerate(drafts):
+        n = len(dr.rows)
+        lane[b, :n] = [r[0] for r in dr.rows]
+        s[b, :n] = [r[1] for r in dr.rows]
+        d[b, :n] = [r[2] for r in dr.rows]
+        speed[b, :n] = [r[3] for r in dr.rows]
+        length[b, :n] = [r[4] for r in dr.rows]
+        width[b, :n] = [r[5] for r in dr.rows]
+        atype[b, :n] = [r[6] for r in dr.rows]
+        valid[b, :n] = True
+        beh[b, :n] = [r[7] for r in dr.rows]
+        for j, evs in enumerate(dr.events):
+            for k, ev in enumerate(evs):
+                (ev_kind[b, j, k], ev_trig[b, j, k], ev_val[b, j, k], ev_tgt[b, j, k],
+                 ev_dec[b, j, k], ev_dir[b, j, k], ev_dur[b, j, k]) = ev
+        secs, cum = dr.route
+        r_secs[b, : len(secs)] = secs
+        r_cum[b, : len(cum)] = cum
+        r_cum[b, len(cum):] = cum[-1]
+        r_len[b] = dr.route_length
+        t_lim[b] = dr.time_limit
+    x, y, yaw = R.lane_pose(road, lane, s, d)
+    zeros = np.zeros((B, N), f32)
+    behavior = Behavior(**{k: np.ascontiguousarray(beh[..., i]) for i, k in
+                           enumerate(_BEHAVIOR_FIELDS)})
+    events = Events(ev_kind, ev_trig, ev_val, ev_tgt, ev_dec, ev_dir, ev_dur,
+                    np.zeros((B, N, E), np.bool_))
+    s_ref0 = R.interp(road, road.s_ref, lane[:, 0], s[:, 0])
+    route = Route(r_secs, r_cum, np.zeros(B, np.int32), r_len, s_ref0)
+    progress = np.zeros(B, f32)
+    return WorldState(
+        x=x, y=y, yaw=yaw, speed=speed, accel=zeros, steer=zeros.copy(), length=length,
+        width=width, lane=lane, s=s, d=d, actor_type=atype, valid=valid, behavior=behavior,
+        events=events, lc_target=np.full((B, N), -1, np.int32), lc_elapsed=zeros.copy(),
+        lc_offset=zeros.copy(), brake_decel=zeros.copy(),
+        route_choice=np.zeros((B, N), np.int32), route=route, time=np.zeros(B, f32),
+        step_count=np.zeros(B, np.int32), progress=progress, prev_progress=progress.copy(),
+        time_limit=t_lim, lane_dist=np.abs(d),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# step
+# ---------------------------------------------------------------------------------------------
+
+
+def _fire_events(st: WorldState, road: R.LaneGraph) -> WorldState:
+    """Trigger scripted events and apply their effects (desired speed, brake, lane change)."""
+    ev = st.events
+    pending = (ev.kind != EventKind.NONE) & ~ev.fired & st.valid[..., None]
+    if not pending.any():
+        return st
+    gap_ego = (
+        np.hypot(st.x - st.x[:, :1], st.y - st.y[:, :1]) - 0.5 * (st.length + st.length[:, :1])
+    )
+    now = np.where(
+        ev.trigger == TriggerKind.TIME,
+        st.time[:, None, None] >= ev.trigger_value,
+        gap_ego[..., None] <= ev.trigger_value,
+    )
+    fire = pending & now
+    if not fire.any():
+        return st
+    # The first firing event per actor this step wins; others wait a step.
+    first = fire & (np.cumsum(fire, axis=-1) == 1)
+    k = np.argmax(first, axis=-1)
+    has = first.any(-1)
+
+    def pick(a: NDArray[np.generic]) -> NDArray[np.generic]:
+        return np.take_along_axis(a, k[..., None], -1)[..., 0]
+
+    kind = pick(ev.kind)
+    speed_ev = has & ((kind == EventKind.SET_SPEED) | (kind == EventKind.STOP))
+    tgt = np.where(kind == EventKind.STOP, 0.0, pick(ev.target_speed))
+    v0 = np.where(speed_ev, tgt, st.behavior.v0).astype(np.float32)
+    brake = np.where(speed_ev & (st.speed > tgt), pick(ev.decel), st.brake_decel)
+    lc_ev = has & (kind == EventKind.LANE_CHANGE) & (st.lc_target < 0)
+    dirn = pick(ev.direction)
+    nb = np.where(dirn > 0, road.left[st.lane], road.right[st.lane])
+    start = lc_ev & (nb >= 0)
+    lc_target = np.where(start, nb, st.lc_target).astype(np.int32)
+    w_here = R.interp(road, road.width, st.lane, st.s)
+    w_nb = R.interp(road, road.width, np.where(nb >= 0, nb, st.lane).astype(np.int32), st.s)
+    lc_offset = np.where(start, dirn * 0.5 * (w_here + w_nb), st.lc_offset).astype(np.float32)
+    lc_dur = np.where(start, pick(ev.duration), st.behavior.lc_duration).astype(np.float32)
+    return replace(
+        st,
+        behavior=replace(st.behavior, v0=v0, lc_duration=lc_dur),
+        brake_decel=brake.astype(np.float32),
+        lc_target=lc_target,
+        lc_offset=lc_offset,
+        lc_elapsed=np.where(start, 0.0, st.lc_elapsed).astype(np.float32),
+        events=replace(ev, fired=ev.fired | first),
+    )
+
+
+def step(state: WorldState, actions: NDArray[np.floating], params: SimParams,
+         road: R.LaneGraph) -> WorldState:
+    """Advance all environments by ``params.dt``.
+
+    Args:
+        state: current world (B, N).
+        actions: ego actions (B, 2) ``[steer, accel]`` in [-1, 1]; non-finite rows brake.
+        params: step parameters.
+        road: the lane graph the state lives on.
+
+    Returns:
+        The next state.
+    """
+    dt = params.dt
+    st = _fire_events(state, road)
+    B, N = st.x.shape
+    g = road
+    beh = st.behavior
+
+    # --- Neighbour search on the current state -----------------------------------------------
+    ego_w = R.interp(g, g.width, st.lane[:, 0], st.s[:, 0])
+    intr = np.abs(st.d[:, 0]) > 0.5 * (ego_w - st.width[:, 0])
+    ego_nb = np.where(st.d[:, 0] > 0, g.left[st.lane[:, 0]], g.right[st.lane[:, 0]])
+    lane2 = st.lc_target.copy()
+    lane2[:, 0] = np.where(intr, ego_nb, -1)
+    s2 = R.map_to_neighbor(g, st.lane, st.s, lane2)
+    ent, _ = sort_entries(g, st.lane, st.s, st.valid, lane2, s2)
+
+    flat = np.arange(B * N, dtype=np.int64)
+    env = flat // N
+    lane_f = st.lane.reshape(-1)
+    s_f = st.s.reshape(-1)
+    v_f = st.speed.reshape(-1)
+    len_f = st.length.reshape(-1)
+    choice_f = st.route_choice.reshape(-1)
+
+    def bf(a: F32) -> F32:
+        return a.reshape(-1)
+
+    lead, dist = find_leader(ent, g, env, lane_f, s_f, flat, choice_f)
+    changing = lane2.reshape(-1) >= 0
+    if changing.any():
+        ci = np.nonzero(changing)[0]
+        l2, d2 = find_leader(ent, g, env[ci], lane2.reshape(-1)[ci], s2.reshape(-1)[ci],
+                             flat[ci], choice_f[ci])
+        closer = d2 < dist[ci]
+        lead[ci] = np.where(closer, l2, lead[ci])
+        dist[ci] = np.where(closer, d2, dist[ci])
+    has_lead = lead >= 0
+    lead_c = np.maximum(lead, 0)
+    gap = np.where(has_lead, dist - 0.5 * (len_f + len_f[lead_c]), FREE_GAP).astype(np.float32)
+    dv = np.where(has_lead, v_f - v_f[lead_c], 0.0).astype(np.float32)
+    acc = idm_accel(v_f, bf(beh.v0), gap, dv, bf(beh.headway), bf(beh.min_gap), bf(beh.a_max),
+                    bf(beh.b_comf))
+    brake = bf(st.brake_decel)
+    braking = (brake > 0) & (v_f > bf(beh.v0) + STOPPED_EPS)
+    acc = np.where(braking, np.minimum(acc, -brake), acc)
+    new_brake = np.where(braking, brake, 0.0).astype(np.float32).reshape(B, N)
+
+    # --- MOBIL lane-change decisions (staggered subset) --------------------------------------
+    lc_target = st.lc_target.copy()
+    lc_offset = st.lc_offset.copy()
+    lc_elapsed = st.lc_elapsed.copy()
+    period = max(1, round(params.mobil_interval_s / dt))
+    slot = (st.step_count[:, None] + np.arange(N)[None, :]) % period == 0
+    cand = (slot & st.valid & (st.lc_target < 0) & np.isfinite(beh.lc_threshold)
+            & (st.speed > 1.0) & (st.actor_type == ActorType.VEHICLE))
+    cand[:, 0] = False  # the ego is driven by its policy
+    ci = np.nonzero(cand.reshape(-1))[0]
+    if ci.size:
+        _mobil(st, g, ent, ci, lead, gap, acc, lc_target, lc_offset, lc_elapsed)
+
+    # --- Move traffic along lanes --------------------------------------------------------------
+    acc2 = acc.reshape(B, N)
+    v_new = np.maximum(st.speed + acc2 * dt, 0.0)
+    ds = np.where(v_new > 0, 0.5 * (st.speed + v_new) * dt,
+                  st.speed**2 / np.maximum(2 * np.abs(acc2), 1e-6))
+    s_new = (st.s + ds).astype(np.float32)
+    active = lc_target >= 0
+    lc_elapsed = np.where(active, lc_elapsed + dt, 0.0).astype(np.float32)
+    dur = np.maximum(beh.lc_duration, 1e-3)
+    phase = np.clip(lc_elapsed / dur, 0.0, 1.0)
+    d_new = np.where(active, lc_offset * 0.5 * (1 - np.cos(np.pi * phase)), 0.0)
+    d_dot = np.where(active & (phase < 1), lc_offset * np.pi / (2 * dur) * np.sin(np.pi * phase),
+                     0.0)
+    done_lc = active & (phase >= 1.0)
+    lane_new = st.lane.copy()
+    if done_lc.any():
+        tgt = np.where(done_lc, lc_target, st.lane).astype(np.int32)
+        s_new = np.where(done_lc, R.map_to_neighbor(g, st.lane, s_new, tgt), s_new)
+        lane_new = tgt
+        d_new = np.where(done_lc, 0.0, d_new)
+        lc_target = np.where(done_lc, -1, lc_target)
+        lc_offset = np.where(done_lc, 0.0, lc_offset)
+    lane_adv, s_adv, ended = R.advance(g, lane_new, s_new.astype(np.float32), st.route_choice)
+    moved = lane_adv != lane_new
+    if (moved & (lc_target >= 0)).any():
+        # A lane change that runs across a lane end continues from the successor lane.
+        nb = np.where(lc_offset > 0, g.left[lane_adv], g.right[lane_adv])
+        keep = moved & (lc_target >= 0)
+        lc_target = np.where(keep, nb, lc_target)
+        lost = keep & (nb < 0)
+        d_new = np.where(lost, 0.0, d_new)
+        lc_offset = np.where(lost, 0.0, lc_offset)
+        lc_target = np.where(lost, -1, lc_target)
+    tx, ty, th = R.lane_pose(g, lane_adv, s_adv, d_new.astype(np.float32))
+    tyaw = th + np.arctan2(d_dot, np.maximum(v_new, 0.1))
+    valid = st.valid & ~(ended & (np.arange(N) > 0)[None, :])
+
+    # --- Ego: bicycle model + projection -------------------------------------------------------
+    act, _ = sanitize_action(actions)
+    ex, ey, eyaw, ev, esteer, eacc = bicycle_step(
+        st.x[:, 0], st.y[:, 0], st.yaw[:, 0], st.speed[:, 0], st.steer[:, 0], act, dt,
+        params.vehicle,
+    )
+    proj = R.project_tracking(g, ex, ey, eyaw, st.lane[:, 0], st.s[:, 0] + ev * dt)
+
+    def with_ego(traffic: NDArray[np.generic], ego: NDArray[np.generic]) -> NDArray[np.generic]:
+        out = traffic.copy()
+        out[:, 0] = ego
+        return out
+
+    f32 = np.float32
+    x = with_ego(tx, ex).astype(f32)
+    y = with_ego(ty, ey).astype(f32)
+    yaw = with_ego(((tyaw + np.pi) % (2 * np.pi) - np.pi).astype(f32), eyaw).astype(f32)
+    speed = with_ego(v_new.astype(f32), ev).astype(f32)
+    accel = with_ego(np.where(st.valid, acc2, 0.0).astype(f32), eacc).astype(f32)
+    steer = with_ego(np.zeros_like(st.steer), esteer).astype(f32)
+    lane = with_ego(lane_adv, proj.lane).astype(np.int32)
+    s = with_ego(s_adv, proj.s).astype(f32)
+    d = with_ego(d_new.astype(f32), proj.d).astype(f32)
+    lane_dist = with_ego(np.abs(d), proj.distance).astype(f32)
+    lc_target[:, 0] = -1
+
+    route, progress = _route_progress(st, g, proj.lane, proj.s)
+    return replace(
+        st, x=x, y=y, yaw=yaw, speed=speed, accel=accel, steer=steer, lane=lane, s=s, d=d,
+        valid=valid, lc_target=lc_target.astype(np.int32), lc_elapsed=lc_elapsed,
+        lc_offset=lc_offset.astype(f32), brake_decel=new_brake, route=route,
+        time=(st.time + dt).astype(f32), step_count=st.step_count + 1, progress=progress,
+        prev_progress=st.progress, lane_dist=lane_dist,
+    )
+
+
+def _mobil(
+    st: WorldState, g: R.LaneGraph, ent: object, ci: NDArray[np.intp], lead: NDArray[np.int64],
+    gap: F32, acc: F32, lc_target: I32, lc_offset: F32, lc_elapsed: F32,
+) -> None:
+    """Evaluate MOBIL for flat actor indices ``ci``; start lane changes in place."""
+    from sim.traffic import SortedEntries
+
+    assert isinstance(ent, SortedEntries)
+    B, N = st.x.shape
+    beh = st.behavior
+
+    def f(a: NDArray[np.generic]) -> NDArray[np.generic]:
+        return a.reshape(-1)
+
+    env = (ci // N).astype(np.int64)
+    lane = f(st.lane)[ci]
+    s = f(st.s)[ci]
+    v = f(st.speed)[ci]
+    ln = f(st.length)[ci]
+    vall, lall = f(st.speed), f(st.length)
+    choice = f(st.route_choice)[ci]
+    self_a = ci.astype(np.int64)
+
+    def idm_of(who: NDArray[np.int64], v_who: F32, g_who: F32, dv_who: F32) -> F32:
+        w = np.maximum(who, 0)
+        return idm_accel(v_who, f(beh.v0)[w], g_who, dv_who, f(beh.headway)[w],
+                         f(beh.min_gap)[w], f(beh.a_max)[w], f(beh.b_comf)[w])
+
+    # Old follower o: now behind c; after the change behind c's leader.
+    fo, dfo = find_follower(ent, g, env, lane, s, self_a)
+    has_o = fo >= 0
+    foc = np.maximum(fo, 0)
+    gap_o_now = dfo - 0.5 * (lall[foc] + ln)
+    a_o = idm_of(fo, vall[foc], gap_o_now, vall[foc] - v)
+    lc = np.maximum(lead[ci], 0)
+    has_l = lead[ci] >= 0
+    # o -> c's leader: centre distance dfo + gap_c + (l_c + l_lead) / 2, minus half lengths.
+    gap_o_new = np.where(has_l, dfo + gap[ci] + 0.5 * (ln - lall[foc]), FREE_GAP).astype(
+        np.float32)
+    a_o_new = idm_of(fo, vall[foc], gap_o_new.astype(np.float32),
+                     np.where(has_l, vall[foc] - vall[lc], 0.0).astype(np.float32))
+    gain_o = np.where(has_o, a_o_new - a_o, 0.0)
+    a_c = acc[ci]
+    p = f(beh.politeness)[ci]
+    thr = f(beh.lc_threshold)[ci]
+    bsafe = f(beh.b_safe)[ci]
+    best = np.full(ci.size, -np.inf, np.float32)
+    best_lane = np.full(ci.size, -1, np.int32)
+    for side in (g.left, g.right):
+        tgt = side[lane]
+        okl = (tgt >= 0)
+        tgt_c = np.where(okl, tgt, lane).astype(np.int32)
+        okl &= g.lane_type[tgt_c] == R.LaneType.DRIVING
+        s_t = R.map_to_neighbor(g, lane, s, tgt_c)
+        nl, dnl = find_leader(ent, g, env, tgt_c, s_t, self_a, choice)
+        nf, dnf = find_follower(ent, g, env, tgt_c, s_t, self_a)
+        nlc, nfc = np.maximum(nl, 0), np.maximum(nf, 0)
+        gap_cl = np.where(nl >= 0, dnl - 0.5 * (ln + lall[nlc]), FREE_GAP).astype(np.float32)
+        gap_fc = np.where(nf >= 0, dnf - 0.5 * (ln + lall[nfc]), FREE_GAP).astype(np.float32)
+        a_c_new = idm_of(self_a, v, gap_cl, np.where(nl >= 0, v - vall[nlc], 0.0).astype(
+            np.float32))
+        # New follower n: behind the new leader now, behind c after.
+        gap_fl = np.where((nf >= 0) & (nl >= 0), dnf + dnl - 0.5 * (lall[nfc] + lall[nlc]),
+                          FREE_GAP).astype(np.float32)
+        a_n = idm_of(nf, vall[nfc], gap_fl,
+                     np.where(nl >= 0, vall[nfc] - vall[nlc], 0.0).astype(np.float32))
+        a_n_new = idm_of(nf, vall[nfc], gap_fc, (vall[nfc] - v).astype(np.float32))
+        safe = okl & (gap_cl > 0.5) & (gap_fc > 0.5)
+        safe &= np.where(nf >= 0, a_n_new >= -bsafe, True)
+        gain = (a_c_new - a_c) + p * (np.where(nf >= 0, a_n_new - a_n, 0.0) + gain_o)
+        take = safe & (gain > thr) & (gain > best)
+        best = np.where(take, gain, best).astype(np.float32)
+        best_lane = np.where(take, tgt_c, best_lane)
+    go = best_lane >= 0
+    if go.any():
+        idx = ci[go]
+        lanes_go = best_lane[go]
+        w_here = R.interp(g, g.width, lane[go], s[go])
+        w_there = R.interp(g, g.width, lanes_go, s[go])
+        sign = np.where(g.left[lane[go]] == lanes_go, 1.0, -1.0)
+        lc_target.reshape(-1)[idx] = lanes_go
+        lc_offset.reshape(-1)[idx] = sign * 0.5 * (w_here + w_there)
+        lc_elapsed.reshape(-1)[idx] = 0.0
+
+
+def _route_progress(st: WorldState, g: R.LaneGraph, lane: I32, s: F32) -> tuple[Route, F32]:
+    """Advance the ego's position in its section chain and measure progress [m].
+
+    The ego stays in its chain entry while on that section (any lane of it), moves to the next
+    entry when it reaches the next section (or wraps around a ring), and otherwise (off its
+    route) keeps its last progress.
+    """
+    rt = st.route
+    B = lane.shape[0]
+    b = np.arange(B)
+    Rn = rt.sections.shape[1]
+    sec = g.section[lane]
+    s_ref = R.interp(g, g.s_ref, lane, s)
+    prev_ref = R.interp(g, g.s_ref, st.lane[:, 0], st.s[:, 0])
+    cur = rt.sections[b, rt.index]
+    nxt_i = np.minimum(rt.index + 1, Rn - 1)
+    nxt = rt.sections[b, nxt_i]
+    half = 0.5 * g.section_length[np.maximum(sec, 0)]
+    wrapped = (sec == cur) & (s_ref < prev_ref - half)
+    advance = (rt.index + 1 < Rn) & (nxt == sec) & ((nxt != cur) | wrapped)
+    index = np.where(advance, nxt_i, rt.index).astype(np.int32)
+    on = rt.sections[b, index] == sec
+    prog = rt.cum_length[b, index] + s_ref
+    progress = np.where(on, prog, st.progress).astype(np.float32)
+    return replace(rt, index=index), progress
+
+
+__all__ = ["SimParams", "reset", "step"]
