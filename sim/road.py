@@ -459,8 +459,10 @@ def map_to_neighbor(g: LaneGraph, lane: I32, s: F32, other: I32) -> F32:
     return s_ref_to_s(g, safe, interp(g, g.s_ref, lane, s))
 
 
-def advance(g: LaneGraph, lane: I32, s: F32, choice: I32) -> tuple[I32, F32, BoolArr]:
-    """Move positions past a lane end onto a successor (up to two hops per call).
+def advance(
+    g: LaneGraph, lane: I32, s: F32, choice: I32, max_hops: int = 2
+) -> tuple[I32, F32, BoolArr]:
+    """Move positions past a lane end onto a successor (up to ``max_hops`` hops per call).
 
     Args:
         lane, s: positions, any shape; ``s`` may exceed the lane length.
@@ -471,7 +473,7 @@ def advance(g: LaneGraph, lane: I32, s: F32, choice: I32) -> tuple[I32, F32, Boo
         then left past the end; the caller decides what that means).
     """
     ended = np.zeros(lane.shape, np.bool_)
-    for _ in range(2):
+    for _ in range(max_hops):
         over = s > g.lane_length[lane]
         if not over.any():
             break
