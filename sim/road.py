@@ -577,27 +577,31 @@ def project_tracking(
     """Lane coordinates of points near a known previous position (per-step ego update).
 
     Searches ``PROJECT_WINDOW`` samples either side of the previous ``s`` on the previous lane,
-    its left/right neighbours and its first successor/predecessor: O(1) per query, no scan over
+    its left/right neighbours, its first successor/predecessor and the neighbours' successors: O(1) per query, no scan over
     the map. Points that moved further than that fall back to :func:`project_global`.
     """
     shape = np.shape(x)
     lane = np.asarray(lane, np.int32)
     left, right = g.left[lane], g.right[lane]
     succ, pred = g.successors[lane, 0], g.predecessors[lane, 0]
-    cands = np.stack([lane, left, right, succ, pred], -1)  # (..., 5)
+    succ_l = np.where(left >= 0, g.successors[np.maximum(left, 0), 0], -1)
+    succ_r = np.where(right >= 0, g.successors[np.maximum(right, 0), 0], -1)
+    cands = np.stack([lane, left, right, succ, pred, succ_l, succ_r], -1)  # (..., 7)
     s_prev = np.asarray(s, np.float32)
     # The previous position expressed on each candidate lane.
     s_side_l = map_to_neighbor(g, lane, s_prev, left)
     s_side_r = map_to_neighbor(g, lane, s_prev, right)
     guess = np.stack(
         [s_prev, s_side_l, s_side_r, s_prev - g.lane_length[lane],
-         s_prev + g.lane_length[np.maximum(pred, 0)]], -1,
+         s_prev + g.lane_length[np.maximum(pred, 0)],
+         s_side_l - g.lane_length[np.maximum(left, 0)],
+         s_side_r - g.lane_length[np.maximum(right, 0)]], -1,
     )
     valid_c = cands >= 0
     cl = np.where(valid_c, cands, lane[..., None]).astype(np.int32)
     centre = np.floor(guess / g.lane_ds[cl]).astype(np.int32)
     w = np.arange(-PROJECT_WINDOW, PROJECT_WINDOW + 1, dtype=np.int32)
-    idx = centre[..., None] + w  # (..., 5, W)
+    idx = centre[..., None] + w  # (..., 7, W)
     nseg = (g.lane_npoints[cl] - 1)[..., None]
     ok = valid_c[..., None] & (idx >= 0) & (idx < nseg)
     flat = g.lane_start[cl][..., None] + np.clip(idx, 0, nseg - 1)

@@ -1,0 +1,75 @@
+"""Typed schemas for the Hydra configs in ``configs/``.
+
+Each schema is registered in Hydra's ConfigStore and sits first in its app's defaults list, so a
+misspelt key or a value of the wrong type fails at composition with an OmegaConf error that names
+the key (``sim.dt``). The DictConfig is converted to these dataclasses at the entry point; the
+scenario node is checked by :func:`sim.scenario.spec_from_dict`, whose errors name the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class SimConfig:
+    """The simulator backend and its step."""
+
+    backend: str = "embedded"
+    dt: float = 0.1  # [s]; 0.05 for CARLA parity
+    num_actors: int | None = None  # actor slots per env; default what the scenario needs
+    mobil_interval_s: float = 1.0  # [s] how often each traffic vehicle reconsiders its lane
+
+
+@dataclass
+class DriverConfig:
+    """Who drives the ego: ``rule_based`` (IDM + pure pursuit + MOBIL) or ``random``."""
+
+    name: str = "rule_based"
+    lane_changes: bool = True
+    speed_factor: float = 1.0  # desired speed as a fraction of the limit (rule_based)
+
+
+@dataclass
+class RewardConfig:
+    """Weights of the named reward terms (see sim.metrics)."""
+
+    progress: float = 0.1
+    collision: float = -10.0
+    off_road: float = -10.0
+    route_completed: float = 10.0
+    speed: float = 0.0
+
+
+@dataclass
+class VideoConfig:
+    """Bird's-eye mp4s of the first ``episodes`` episodes of environment 0."""
+
+    episodes: int = 1
+    fps: float | None = None  # default: real time (1 / dt)
+    width: int = 640
+    height: int = 480
+
+
+@dataclass
+class RunConfig:
+    """``gendrive run``: N episodes on B parallel embedded environments, written to a run dir."""
+
+    sim: SimConfig = field(default_factory=SimConfig)
+    scenario: dict[str, Any] = field(default_factory=dict)
+    driver: DriverConfig = field(default_factory=DriverConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+    episodes: int = 8
+    num_envs: int = 4
+    seed: int = 0
+    scenario_file: str | None = None  # a spec file (YAML/JSON) instead of the scenario group
+    progress_bar: bool = True
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="run_schema", node=RunConfig)
