@@ -12,12 +12,12 @@ Longitudinal control: IDM (Treiber, Hennecke, Helbing 2000; see :mod:`sim.traffi
 
 behind the ego's leader, found with the batched sorted-entry search of :mod:`sim.traffic` on the
 ego's lane, on the target lane during a lane change and on the neighbour lane the ego's box
-still overlaps (the lowest acceleration wins). Traffic that is changing into the ego's lane
-counts through its secondary entry, as in :func:`sim.world.step`.
-``g`` is the bumper-to-bumper gap, ``v0 = speed_factor * speed limit``. A curve-speed term
+still overlaps (the lowest acceleration wins); traffic changing into the ego's lane counts
+through its secondary entry, as in :func:`sim.world.step`. ``g`` is the bumper-to-bumper gap,
+``v0 = speed_factor * speed limit``. A curve-speed term
 ``a_curve = max(a [1 - (v / v_curve)^4], -b)`` with ``v_curve = sqrt(a_lat / |kappa|)``
 (``kappa``: the largest lane curvature over the next ``curve_preview_time`` seconds) slows the
-ego before sharp bends; the demand is ``a_des = min(a_IDM, a_curve)``. It is turned into the pedal
+ego before sharp bends; the demand is ``a_des = min(a_IDM, a_curve)``. It becomes the pedal
 by inverting :func:`sim.dynamics.longitudinal_accel`: with ``r`` the driving resistance and
 ``a_trac = min(a_max_vehicle, P / (m max(v, 1)))``::
 
@@ -42,15 +42,17 @@ at about 1.75 m/s^2 whatever the speed and settles in 3-4 s.
 Lane changes (MOBIL, Kesting, Treiber, Helbing 2007): with no change in progress, at least
 ``lc_min_interval`` seconds after the last one and above ``lc_min_speed``, the ego considers its
 left and right driving neighbours. A side is *safe* when both bumper gaps (to the new leader
-and to the new follower) exceed ``lc_min_gap`` and the new follower's IDM acceleration behind
-the ego is ``>= -b_safe``; it is *worth it* when::
+and to the new follower) exceed ``lc_min_gap`` and both the new follower's IDM acceleration
+behind the ego and the ego's own behind its new leader are ``>= -b_safe``; it is *worth it*
+when::
 
     (a~_ego - a_ego) + p [(a~_n - a_n) + (a~_o - a_o)] > threshold
 
 (new follower ``n``, old follower ``o``, ``~`` after the change; ``p = 0`` is the selfish rule).
 The better side wins. The change ends when the ego is matched to the target lane within
-``lc_done_offset`` of its centre. The target lane is the only state the driver keeps, one entry
-per environment; :meth:`RuleBasedDriver.reset` clears it for environments that were reset.
+``lc_done_offset`` of its centre. The driver's only state is this lane-change bookkeeping (target
+lane, side, time of the last change), one entry per environment; :meth:`RuleBasedDriver.reset`
+clears it for environments that were reset.
 """
 
 from __future__ import annotations
@@ -330,7 +332,9 @@ class RuleBasedDriver:
             dv_n = np.where(has_nl, speed[nfc] - speed[nl], 0.0).astype(np.float32)
             a_n = self._traffic_idm(st, nf, speed[nfc], gap_n, dv_n)
             safe = ok & (new_lead.gap > p.lc_min_gap) & (gap_fc > p.lc_min_gap)
-            safe &= ~has_n | (a_n_new >= -p.b_safe)
+            # The ego's own demand too: IDM saturates at -MAX_DECEL, so when the ego already
+            # brakes that hard a worse gap would look no worse in the incentive.
+            safe &= (a_new >= -p.b_safe) & (~has_n | (a_n_new >= -p.b_safe))
             gain = (a_new - a_cur) + p.politeness * (np.where(has_n, a_n_new - a_n, 0.0) + gain_o)
             take = safe & (gain > p.lc_threshold) & (gain > best)
             best = np.where(take, gain, best).astype(np.float32)

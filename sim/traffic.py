@@ -55,13 +55,17 @@ def idm_accel(
     """IDM acceleration [m/s^2], elementwise (see module docstring).
 
     A desired speed below ``STOP_V0`` brakes to a standstill at ``b_comf`` instead of dividing
-    by zero; the result is bounded below by ``-MAX_DECEL``.
+    by zero; free-road braking above ``v0`` is capped at ``b_comf``; the result is bounded
+    below by ``-MAX_DECEL``.
     """
     s_star = min_gap + np.maximum(0.0, v * headway + v * dv / (2.0 * np.sqrt(a_max * b_comf)))
     g = np.maximum(gap, 0.01)  # [m] touching bumpers: maximal interaction, no division by 0
     stopping = v0 < STOP_V0
     ratio = v / np.where(stopping, 1.0, v0)
-    free = np.where(stopping, np.where(v > 0, -b_comf / a_max, 0.0), 1.0 - ratio**IDM_DELTA)
+    # Above the desired speed, plain IDM brakes with a (v / v0)^4 that explodes (a vehicle 4x
+    # too fast brakes at 255 a); like the improved IDM we cap free-road braking at b_comf.
+    free_road = np.maximum(1.0 - ratio**IDM_DELTA, -b_comf / a_max)
+    free = np.where(stopping, np.where(v > 0, -b_comf / a_max, 0.0), free_road)
     acc = a_max * (free - (s_star / g) ** 2)
     return np.maximum(acc, -MAX_DECEL).astype(np.float32)
 
