@@ -174,6 +174,23 @@ class _Lead:
     dv: F32
 
 
+def pedal_command(a_des: F32, speed: F32, p: VehicleParams) -> F32:
+    """Pedal in [-1, 1] giving acceleration ``a_des`` [m/s^2] at ``speed`` [m/s].
+
+    The inverse of :func:`sim.dynamics.longitudinal_accel` wherever ``a_des`` is reachable;
+    outside, the clipped full throttle or full brake.
+    """
+    traction = np.minimum(p.max_accel, p.max_power / (p.mass * np.maximum(speed, MIN_POWER_SPEED)))
+    resist = np.where(
+        speed > 0.0,
+        GRAVITY * p.rolling_coef + 0.5 * AIR_DENSITY * p.drag_area * speed * speed / p.mass,
+        0.0,
+    )
+    need = a_des + resist
+    cmd: F32 = np.clip(np.where(need >= 0.0, need / traction, need / p.max_decel), -1.0, 1.0)
+    return cmd.astype(np.float32)
+
+
 class RuleBasedDriver:
     """IDM + pure pursuit + MOBIL ego driver (see the module docstring)."""
 
@@ -360,21 +377,6 @@ class RuleBasedDriver:
         v_curve: F32 = np.sqrt(p.max_lateral_accel / np.maximum(kappa, MIN_CURVATURE))
         return v_curve.astype(np.float32)
 
-    def _pedal(self, a_des: F32, v: F32) -> F32:
-        """Invert :func:`sim.dynamics.longitudinal_accel`: pedal in [-1, 1] giving ``a_des``."""
-        vp = self.vehicle
-        traction = np.minimum(
-            vp.max_accel, vp.max_power / (vp.mass * np.maximum(v, MIN_POWER_SPEED))
-        )
-        resist = np.where(
-            v > 0.0,
-            GRAVITY * vp.rolling_coef + 0.5 * AIR_DENSITY * vp.drag_area * v * v / vp.mass,
-            0.0,
-        )
-        need = a_des + resist
-        cmd = np.where(need >= 0.0, need / traction, need / vp.max_decel)
-        return np.clip(cmd, -1.0, 1.0).astype(np.float32)
-
     def _steer(self, st: WorldState, g: LaneGraph) -> F32:
         """Pure-pursuit steering command towards the target lane's centre line."""
         p, vp = self.params, self.vehicle
@@ -455,7 +457,7 @@ class RuleBasedDriver:
 
         out = np.empty((B, 2), np.float32)
         out[:, 0] = self._steer(st, g)
-        out[:, 1] = self._pedal(a_des, v)
+        out[:, 1] = pedal_command(a_des, v, self.vehicle)
         return out
 
 
@@ -495,4 +497,5 @@ __all__ = [
     "RuleBasedDriver",
     "RuleBasedParams",
     "make_driver",
+    "pedal_command",
 ]
