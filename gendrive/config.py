@@ -29,7 +29,7 @@ class DriverConfig:
     """Who drives the ego: ``rule_based`` (IDM + pure pursuit + MOBIL) or ``random``."""
 
     name: str = "rule_based"
-    lane_changes: bool = True
+    lane_change: bool = True
     speed_factor: float = 1.0  # desired speed as a fraction of the limit (rule_based)
 
 

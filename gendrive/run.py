@@ -32,9 +32,23 @@ from sim.metrics import TERM_NAMES, RewardWeights
 from sim.scenario import ScenarioSpec, SpecError, load_spec, spec_from_dict
 
 EPISODE_COLUMNS = [
-    "episode", "env", "seed", "scenario", "return", "steps", "time_s", "progress_m",
-    "route_length_m", "route_completion_pct", "completed", "collision", "off_road", "truncated",
-    "mean_speed_mps", "max_speed_mps", "nan_actions",
+    "episode",
+    "env",
+    "seed",
+    "scenario",
+    "return",
+    "steps",
+    "time_s",
+    "progress_m",
+    "route_length_m",
+    "route_completion_pct",
+    "completed",
+    "collision",
+    "off_road",
+    "truncated",
+    "mean_speed_mps",
+    "max_speed_mps",
+    "nan_actions",
     *[f"term_{n}" for n in TERM_NAMES],
 ]
 
@@ -106,10 +120,16 @@ def format_table(summary: dict[str, Any], title: str) -> str:
     """A fixed-width summary table for the terminal."""
     lines = [title, "-" * 44]
     fmt = {
-        "episodes": "{:.0f}", "route_completion_pct": "{:.1f} %", "success_rate": "{:.1%}",
-        "collision_rate": "{:.1%}", "off_road_rate": "{:.1%}", "timeout_rate": "{:.1%}",
-        "mean_return": "{:.2f}", "mean_speed_kmh": "{:.1f} km/h",
-        "mean_episode_time_s": "{:.1f} s", "env_steps_per_s": "{:.0f}",
+        "episodes": "{:.0f}",
+        "route_completion_pct": "{:.1f} %",
+        "success_rate": "{:.1%}",
+        "collision_rate": "{:.1%}",
+        "off_road_rate": "{:.1%}",
+        "timeout_rate": "{:.1%}",
+        "mean_return": "{:.2f}",
+        "mean_speed_kmh": "{:.1f} km/h",
+        "mean_episode_time_s": "{:.1f} s",
+        "env_steps_per_s": "{:.0f}",
     }
     for k, f in fmt.items():
         v = summary.get(k, math.nan)
@@ -119,23 +139,32 @@ def format_table(summary: dict[str, Any], title: str) -> str:
 
 def run(cfg: RunConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str, Any]:
     """Run the episodes and write the run directory. Returns the summary."""
-    from policy.rule_based import RuleBasedParams, make_driver
+    from policy.rule_based import Driver, RuleBasedDriver, RuleBasedParams, make_driver
 
     spec = scenario_from_config(cfg)
     if cfg.episodes < 1 or cfg.num_envs < 1:
         raise ValueError(f"episodes and num_envs must be >= 1, got {cfg.episodes}, {cfg.num_envs}")
     if cfg.sim.backend != "embedded":
-        raise ValueError(f"sim.backend: 'gendrive run' drives the embedded simulator; got "
-                         f"{cfg.sim.backend!r}")
+        raise ValueError(
+            f"sim.backend: 'gendrive run' drives the embedded simulator; got {cfg.sim.backend!r}"
+        )
     B = min(cfg.num_envs, cfg.episodes)
     env = DriveVectorEnv(
-        num_envs=B, scenario=spec, dt=cfg.sim.dt, num_actors=cfg.sim.num_actors,
-        reward=RewardWeights(**vars(cfg.reward)), mobil_interval_s=cfg.sim.mobil_interval_s,
+        num_envs=B,
+        scenario=spec,
+        dt=cfg.sim.dt,
+        num_actors=cfg.sim.num_actors,
+        reward=RewardWeights(**vars(cfg.reward)),
+        mobil_interval_s=cfg.sim.mobil_interval_s,
     )
-    driver = make_driver(
-        cfg.driver.name, seed=cfg.seed,
-        params=RuleBasedParams(lane_changes=cfg.driver.lane_changes,
-                               speed_factor=cfg.driver.speed_factor),
+    driver: Driver = (
+        RuleBasedDriver(
+            RuleBasedParams(
+                lane_change=cfg.driver.lane_change, speed_factor=cfg.driver.speed_factor
+            )
+        )
+        if cfg.driver.name == "rule_based"
+        else make_driver(cfg.driver.name, seed=cfg.seed)
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     episode_of = np.arange(B)
@@ -143,7 +172,8 @@ def run(cfg: RunConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str, An
     driver.reset(np.ones(B, np.bool_))
     acc = _Acc(B)
     active = np.ones(B, np.bool_)
-    started, rows = B, []
+    started = B
+    rows: list[dict[str, Any]] = []
     writers: dict[int, Any] = {}
     vid = cfg.video
     if vid.episodes > 0:
@@ -160,8 +190,9 @@ def run(cfg: RunConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str, An
     if cfg.progress_bar:
         from tqdm import tqdm
 
-        bar = tqdm(total=cfg.episodes, desc="episodes", unit="ep", file=sys.stderr,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=cfg.episodes, desc="episodes", unit="ep", file=sys.stderr, dynamic_ncols=True
+        )
     t0 = time.perf_counter()
     env_steps = 0
     interrupted = False
@@ -182,12 +213,24 @@ def run(cfg: RunConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str, An
             if 0 in writers and active[0]:
                 from sim.render import render_bev, route_polyline
 
-                writers[0].write(render_bev(env.road, st, 0, route_xy=route_polyline(env.road, st, 0),
-                                            hud={"episode": str(int(episode_of[0]))}))
+                writers[0].write(
+                    render_bev(
+                        env.road,
+                        st,
+                        0,
+                        route_xy=route_polyline(env.road, st, 0),
+                        hud={"episode": str(int(episode_of[0]))},
+                    )
+                )
             for b in np.nonzero(active & (out.collision | out.off_road))[0]:
-                ev = {"episode": int(episode_of[b]), "env": int(b), "t": float(st.time[b]),
-                      "x": float(st.x[b, 0]), "y": float(st.y[b, 0]),
-                      "type": "collision" if out.collision[b] else "off_road"}
+                ev: dict[str, Any] = {
+                    "episode": int(episode_of[b]),
+                    "env": int(b),
+                    "t": float(st.time[b]),
+                    "x": float(st.x[b, 0]),
+                    "y": float(st.y[b, 0]),
+                    "type": "collision" if out.collision[b] else "off_road",
+                }
                 if out.collision[b]:
                     ev["actors"] = [int(j) for j in np.nonzero(out.collided_with[b, 1:])[0] + 1]
                 ev_f.write(json.dumps(ev) + "\n")
@@ -195,14 +238,19 @@ def run(cfg: RunConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str, An
             for b in np.nonzero(ended)[0]:
                 rl = float(st.route.length[b])
                 row = {
-                    "episode": int(episode_of[b]), "env": int(b),
-                    "seed": cfg.seed + int(episode_of[b]), "scenario": spec.name,
-                    "return": round(float(acc.ret[b]), 4), "steps": int(acc.steps[b]),
+                    "episode": int(episode_of[b]),
+                    "env": int(b),
+                    "seed": cfg.seed + int(episode_of[b]),
+                    "scenario": spec.name,
+                    "return": round(float(acc.ret[b]), 4),
+                    "steps": int(acc.steps[b]),
                     "time_s": round(float(st.time[b]), 3),
-                    "progress_m": round(float(st.progress[b]), 3), "route_length_m": rl,
+                    "progress_m": round(float(st.progress[b]), 3),
+                    "route_length_m": rl,
                     "route_completion_pct": round(100.0 * min(1.0, float(st.progress[b]) / rl), 3),
                     "completed": int(bool(out.route_completed[b] or st.progress[b] >= rl - 0.5)),
-                    "collision": int(out.collision[b]), "off_road": int(out.off_road[b]),
+                    "collision": int(out.collision[b]),
+                    "off_road": int(out.off_road[b]),
                     "truncated": int(out.truncated[b]),
                     "mean_speed_mps": round(float(acc.speed_sum[b] / max(acc.steps[b], 1)), 4),
                     "max_speed_mps": round(float(acc.speed_max[b]), 4),
@@ -236,7 +284,8 @@ def run(cfg: RunConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str, An
 
                         fps = vid.fps or 1.0 / cfg.sim.dt
                         writers[0] = VideoWriter(
-                            str(out_dir / "videos" / f"episode_{int(episode_of[0]):04d}.mp4"), fps)
+                            str(out_dir / "videos" / f"episode_{int(episode_of[0]):04d}.mp4"), fps
+                        )
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -247,8 +296,15 @@ def run(cfg: RunConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str, An
         if bar is not None:
             bar.close()
     summary = _summary(rows, time.perf_counter() - t0, env_steps)
-    summary.update({"scenario": spec.name, "driver": cfg.driver.name, "interrupted": interrupted,
-                    "seed": cfg.seed, "num_envs": B})
+    summary.update(
+        {
+            "scenario": spec.name,
+            "driver": cfg.driver.name,
+            "interrupted": interrupted,
+            "seed": cfg.seed,
+            "num_envs": B,
+        }
+    )
     write_json_atomic(out_dir / "metrics.json", summary)
     print(format_table(summary, f"gendrive run: {spec.name}, driver {cfg.driver.name}"), file=log)
     print(f"run directory: {out_dir}", file=log)

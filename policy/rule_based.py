@@ -111,7 +111,8 @@ class RuleBasedParams:
     politeness: float = 0.2  # [-] p: weight of the followers' gain (0 selfish, 1 altruistic)
     lc_threshold: float = 0.3  # [m/s^2] incentive a change must exceed: no dithering
     b_safe: float = 3.0  # [m/s^2] the new follower must not brake harder than this
-    lc_min_gap: float = 2.0  # [m] bumper gap to the new leader and the new follower
+    lc_min_gap: float = 2.0  # [m] bumper gaps to new leader and follower: no merging into
+    # touching gaps even when speeds match (b_safe alone would allow it)
     lc_min_interval: float = 4.0  # [s] between the starts of two lane changes of one env
     lc_min_speed: float = 2.0  # [m/s] below this (queues) a lane change would barely move
     lc_lookahead_time: float = 2.0  # [s] k during a change: ~1.75 m/s^2 peak for a 3.5 m shift
@@ -217,7 +218,10 @@ class RuleBasedDriver:
             self._last_change = np.full(num_envs, -np.inf, np.float32)
 
     def reset(self, mask: BoolArr) -> None:
-        """Forget lane changes in the environments where ``mask`` (B,) is True."""
+        """Forget lane changes in the environments where ``mask`` (B,) is True.
+
+        A mask of another length re-sizes the driver to that many environments, all forgotten.
+        """
         m = np.asarray(mask, np.bool_).reshape(-1)
         if self._target.shape != m.shape:
             self._ensure(m.size)

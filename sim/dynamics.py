@@ -63,7 +63,7 @@ def sanitize_action(action: NDArray[np.floating]) -> tuple[F32, NDArray[np.bool_
     out = np.clip(np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
     if bad.any():
         out[bad] = (0.0, -1.0)
-    return out.astype(np.float32), bad
+    return out.astype(np.float32), np.asarray(bad, np.bool_)
 
 
 def longitudinal_accel(accel_cmd: F32, speed: F32, p: VehicleParams) -> F32:
@@ -80,7 +80,14 @@ def longitudinal_accel(accel_cmd: F32, speed: F32, p: VehicleParams) -> F32:
 
 
 def bicycle_step(
-    x: F32, y: F32, yaw: F32, speed: F32, steer: F32, action: F32, dt: float, p: VehicleParams,
+    x: F32,
+    y: F32,
+    yaw: F32,
+    speed: F32,
+    steer: F32,
+    action: F32,
+    dt: float,
+    p: VehicleParams,
 ) -> tuple[F32, F32, F32, F32, F32, F32]:
     """Advance the ego by one step.
 
@@ -124,6 +131,10 @@ def bicycle_step(
     ny = yr + half * np.sin(new_yaw)
     f = np.float32
     return (
-        nx.astype(f), ny.astype(f), new_yaw.astype(f), new_speed.astype(f),
-        new_steer.astype(f), realised.astype(f),
+        nx.astype(f),
+        ny.astype(f),
+        new_yaw.astype(f),
+        new_speed.astype(f),
+        new_steer.astype(f),
+        realised.astype(f),
     )

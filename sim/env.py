@@ -111,8 +111,9 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
         if need > self.num_actors:
             raise SpecError(f"num_actors={self.num_actors} but the scenario needs {need} slots")
         self.num_envs = num_envs
-        self.params = world.SimParams(dt=dt, vehicle=vehicle or VehicleParams(),
-                                      mobil_interval_s=mobil_interval_s)
+        self.params = world.SimParams(
+            dt=dt, vehicle=vehicle or VehicleParams(), mobil_interval_s=mobil_interval_s
+        )
         self.obs_cfg = obs or ObsConfig()
         self.weights = reward or M.RewardWeights()
         self.render_mode = render_mode
@@ -133,14 +134,20 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
         specs, rngs = [], []
         for b in envs:
             rng = self._rngs[b]
-            sp = self.specs[int(rng.integers(len(self.specs)))] if len(self.specs) > 1 else \
-                self.specs[0]
+            sp = (
+                self.specs[int(rng.integers(len(self.specs)))]
+                if len(self.specs) > 1
+                else self.specs[0]
+            )
             specs.append(sp)
             rngs.append(np.random.default_rng(sp.seed) if sp.seed is not None else rng)
         return world.reset(specs, self.road, rngs, self.num_actors, check=False)
 
     def reset(
-        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None,
+        self,
+        *,
+        seed: int | list[int | None] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> tuple[NDArray[np.float32], dict[str, Any]]:
         """Reset all environments, or those in ``options["reset_mask"]``.
 
@@ -167,8 +174,9 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
                     self._rngs[b] = np.random.default_rng(seeds[b])
         envs = np.nonzero(mask)[0]
         fresh = self._fresh(envs)
-        self.state = fresh if self.state is None or mask.all() else put_envs(self.state, mask,
-                                                                              fresh)
+        self.state = (
+            fresh if self.state is None or mask.all() else put_envs(self.state, mask, fresh)
+        )
         self._autoreset[mask] = False
         self._ep_return[mask] = 0.0
         self._ep_length[mask] = 0
@@ -197,8 +205,13 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
 
     def step(
         self, actions: NDArray[np.floating]
-    ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_], NDArray[np.bool_],
-               dict[str, Any]]:
+    ) -> tuple[
+        NDArray[np.float32],
+        NDArray[np.float32],
+        NDArray[np.bool_],
+        NDArray[np.bool_],
+        dict[str, Any],
+    ]:
         _, out, rew, executed, replaced = self.advance(actions)
         term, trunc = out.terminated.copy(), out.truncated.copy()
         rew = rew.copy()
@@ -228,8 +241,9 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
         assert self.state is not None
         return observe(self.state, self.road, self.obs_cfg), rew, term, trunc, info
 
-    def _info(self, out: M.Outcome, executed: NDArray[np.float32],
-              replaced: NDArray[np.bool_]) -> dict[str, Any]:
+    def _info(
+        self, out: M.Outcome, executed: NDArray[np.float32], replaced: NDArray[np.bool_]
+    ) -> dict[str, Any]:
         assert self.state is not None
         return {
             "reward_terms": out.terms,
@@ -290,8 +304,10 @@ class DriveEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     ) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         a = np.asarray(action, np.float32).reshape(1, 2)
         st, out, rew, executed, replaced = self._vec.advance(a)
-        info = {k: (v[0] if isinstance(v, np.ndarray) else {n: float(x[0]) for n, x in v.items()})
-                for k, v in self._vec._info(out, executed, replaced).items()}
+        info = {
+            k: (v[0] if isinstance(v, np.ndarray) else {n: float(x[0]) for n, x in v.items()})
+            for k, v in self._vec._info(out, executed, replaced).items()
+        }
         obs = observe(st, self._vec.road, self._vec.obs_cfg)[0]
         return obs, float(rew[0]), bool(out.terminated[0]), bool(out.truncated[0]), info
 

@@ -77,7 +77,10 @@ def off_road(state: WorldState, road: R.LaneGraph) -> BoolArr:
 
 
 def evaluate(
-    prev: WorldState, actions: NDArray[np.floating], nxt: WorldState, road: R.LaneGraph,
+    prev: WorldState,
+    actions: NDArray[np.floating],
+    nxt: WorldState,
+    road: R.LaneGraph,
 ) -> Outcome:
     """Terms, events and episode ends of the step ``prev -> nxt``.
 

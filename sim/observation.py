@@ -52,9 +52,17 @@ class ObsConfig:
 def obs_fields(cfg: ObsConfig) -> list[tuple[str, int]]:
     """(name, size) of each field in order."""
     return [
-        ("speed", 1), ("accel", 1), ("steer", 1), ("lane_offset", 1), ("heading_error", 1),
-        ("curvature_ahead", len(cfg.curvature_ahead_m)), ("edge_left", 1), ("edge_right", 1),
-        ("speed_limit", 1), ("route_progress", 1), ("route_remaining", 1),
+        ("speed", 1),
+        ("accel", 1),
+        ("steer", 1),
+        ("lane_offset", 1),
+        ("heading_error", 1),
+        ("curvature_ahead", len(cfg.curvature_ahead_m)),
+        ("edge_left", 1),
+        ("edge_right", 1),
+        ("speed_limit", 1),
+        ("route_progress", 1),
+        ("route_remaining", 1),
         ("actors", ACTOR_FEATURES * cfg.num_actors),
     ]
 
@@ -78,7 +86,7 @@ def _wrap(a: F32) -> F32:
 
 def observe(state: WorldState, road: R.LaneGraph, cfg: ObsConfig = ObsConfig()) -> F32:
     """Observation (B, obs_dim(cfg)) float32 of every environment's ego."""
-    B, N = state.x.shape
+    B, _N = state.x.shape
     lane, s, d = state.lane[:, 0], state.s[:, 0], state.d[:, 0]
     out = np.zeros((B, obs_dim(cfg)), np.float32)
     sl = obs_slices(cfg)
@@ -135,11 +143,19 @@ def _nearby(state: WorldState, k: int) -> F32:
     vx = g(state.speed * np.cos(state.yaw)) - state.speed[:, :1] * c
     vy = g(state.speed * np.sin(state.yaw)) - state.speed[:, :1] * sn
     dyaw = g(state.yaw) - state.yaw[:, :1]
-    f = np.stack([
-        (c * rx + sn * ry) / 50.0, (-sn * rx + c * ry) / 10.0,
-        (c * vx + sn * vy) / 30.0, (-sn * vx + c * vy) / 30.0,
-        np.cos(dyaw), np.sin(dyaw), g(state.length) / 10.0, g(state.width) / 5.0,
-        np.ones_like(rx),
-    ], -1)
+    f = np.stack(
+        [
+            (c * rx + sn * ry) / 50.0,
+            (-sn * rx + c * ry) / 10.0,
+            (c * vx + sn * vy) / 30.0,
+            (-sn * vx + c * vy) / 30.0,
+            np.cos(dyaw),
+            np.sin(dyaw),
+            g(state.length) / 10.0,
+            g(state.width) / 5.0,
+            np.ones_like(rx),
+        ],
+        -1,
+    )
     feats[:, :m] = np.where(valid[..., None], f, 0.0)
     return feats

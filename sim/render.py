@@ -113,8 +113,9 @@ class BevStyle:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"BevStyle.{name}: expected in [0, 1], got {getattr(self, name)}")
         if self.dash_m <= 0 or self.gap_m < 0:
-            raise ValueError(f"BevStyle: dash_m must be > 0 and gap_m >= 0, got "
-                             f"{self.dash_m}, {self.gap_m}")
+            raise ValueError(
+                f"BevStyle: dash_m must be > 0 and gap_m >= 0, got {self.dash_m}, {self.gap_m}"
+            )
 
 
 DEFAULT_STYLE = BevStyle()
@@ -273,7 +274,13 @@ def _draw_route(img: U8, route_xy: NDArray[Any], m: F64, style: BevStyle) -> Non
 
 
 def _draw_actors(
-    img: U8, state: WorldState, env: int, m: F64, cx: float, cy: float, style: BevStyle,
+    img: U8,
+    state: WorldState,
+    env: int,
+    m: F64,
+    cx: float,
+    cy: float,
+    style: BevStyle,
 ) -> None:
     """Every valid actor in view as a filled rotated box with a heading triangle."""
     k = style.pixels_per_metre
@@ -380,8 +387,11 @@ def render_bev(
 
 
 def route_polyline(
-    road: LaneGraph, state: WorldState, env: int = 0,
-    horizon: float = ROUTE_HORIZON_M, spacing: float = ROUTE_SPACING_M,
+    road: LaneGraph,
+    state: WorldState,
+    env: int = 0,
+    horizon: float = ROUTE_HORIZON_M,
+    spacing: float = ROUTE_SPACING_M,
 ) -> F32:
     """Centre line of the ego's lane ahead: from its ``s`` forward along first successors.
 
@@ -447,8 +457,9 @@ class VideoWriter:
                 vw.write(frame)
     """
 
-    def __init__(self, path: str | os.PathLike[str], fps: float,
-                 size: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], fps: float, size: tuple[int, int] | None = None
+    ) -> None:
         """Prepare a writer.
 
         Args:
@@ -535,7 +546,9 @@ class VideoWriter:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         if exc_type is None:

@@ -143,8 +143,10 @@ class LaneGraph:
                 local = float(np.clip(s_ref - s0, 0.0, length))
                 s = float(s_ref_to_s(self, np.array([li]), np.array([local], np.float32))[0])
                 return int(li), s
-        total = max(float(self.section_s0[self.section[li]] + self.section_length[self.section[li]])
-                    for li in on_road)
+        total = max(
+            float(self.section_s0[self.section[li]] + self.section_length[self.section[li]])
+            for li in on_road
+        )
         raise KeyError(f"s={s_ref:.2f} m outside road {road} (length {total:.2f} m)")
 
 
@@ -175,7 +177,10 @@ class Segment:
 
 
 def sample_reference(
-    segments: list[Segment], x0: float = 0.0, y0: float = 0.0, theta0: float = 0.0,
+    segments: list[Segment],
+    x0: float = 0.0,
+    y0: float = 0.0,
+    theta0: float = 0.0,
     step: float = REF_STEP_M,
 ) -> tuple[NDArray[np.float64], ...]:
     """Integrate a reference line.
@@ -188,7 +193,7 @@ def sample_reference(
     for i, seg in enumerate(segments):
         if seg.length <= 0:
             raise ValueError(f"segment {i}: length must be > 0, got {seg.length}")
-        n = max(2, int(math.ceil(seg.length / step)) + 1)
+        n = max(2, math.ceil(seg.length / step) + 1)
         u = np.linspace(0.0, seg.length, n)
         k = seg.k0 + (seg.k1 - seg.k0) * u / seg.length
         th = th_off + seg.k0 * u + (seg.k1 - seg.k0) * u**2 / (2.0 * seg.length)
@@ -239,24 +244,40 @@ def _resample(d: _LaneDraft, spacing: float) -> _LaneDraft:
     seg = np.hypot(np.diff(d.x), np.diff(d.y))
     s_dense = np.concatenate([[0.0], np.cumsum(seg)])
     length = float(s_dense[-1])
-    n = max(2, int(math.ceil(length / spacing)) + 1)
+    n = max(2, math.ceil(length / spacing) + 1)
     s_new = np.linspace(0.0, length, n)
 
     def f(a: NDArray[np.float64]) -> NDArray[np.float64]:
         return np.interp(s_new, s_dense, a)
 
     return _LaneDraft(
-        x=f(d.x), y=f(d.y), heading=f(np.unwrap(d.heading)), s_ref=f(d.s_ref), width=f(d.width),
-        curvature=f(d.curvature), speed_limit=f(d.speed_limit), left_edge=f(d.left_edge),
-        right_edge=f(d.right_edge), section=d.section, odr_road=d.odr_road,
-        odr_lane=d.odr_lane, lane_type=d.lane_type, left=d.left, right=d.right,
-        successors=list(d.successors), predecessors=list(d.predecessors),
+        x=f(d.x),
+        y=f(d.y),
+        heading=f(np.unwrap(d.heading)),
+        s_ref=f(d.s_ref),
+        width=f(d.width),
+        curvature=f(d.curvature),
+        speed_limit=f(d.speed_limit),
+        left_edge=f(d.left_edge),
+        right_edge=f(d.right_edge),
+        section=d.section,
+        odr_road=d.odr_road,
+        odr_lane=d.odr_lane,
+        lane_type=d.lane_type,
+        left=d.left,
+        right=d.right,
+        successors=list(d.successors),
+        predecessors=list(d.predecessors),
     )
 
 
 def assemble(
-    drafts: list[_LaneDraft], section_length: list[float], section_road: list[int],
-    section_s0: list[float], name: str, spacing: float = LANE_SPACING_M,
+    drafts: list[_LaneDraft],
+    section_length: list[float],
+    section_road: list[int],
+    section_s0: list[float],
+    name: str,
+    spacing: float = LANE_SPACING_M,
 ) -> LaneGraph:
     """Pack lane drafts (dense polylines plus links) into a :class:`LaneGraph`."""
     lanes = [_resample(d, spacing) for d in drafts]
@@ -278,21 +299,33 @@ def assemble(
         succ[i, : len(ln.successors)] = ln.successors
         pred[i, : len(ln.predecessors)] = ln.predecessors
     graph = LaneGraph(
-        x=cat("x"), y=cat("y"), heading=heading.astype(np.float32), s=s.astype(np.float32),
-        s_ref=cat("s_ref"), width=cat("width"), curvature=cat("curvature"),
-        speed_limit=cat("speed_limit"), left_edge=cat("left_edge"), right_edge=cat("right_edge"),
-        lane_start=starts, lane_npoints=counts, lane_length=lengths.astype(np.float32),
+        x=cat("x"),
+        y=cat("y"),
+        heading=heading.astype(np.float32),
+        s=s.astype(np.float32),
+        s_ref=cat("s_ref"),
+        width=cat("width"),
+        curvature=cat("curvature"),
+        speed_limit=cat("speed_limit"),
+        left_edge=cat("left_edge"),
+        right_edge=cat("right_edge"),
+        lane_start=starts,
+        lane_npoints=counts,
+        lane_length=lengths.astype(np.float32),
         lane_ds=(lengths / (counts - 1)).astype(np.float32),
         left=np.array([ln.left for ln in lanes], np.int32),
         right=np.array([ln.right for ln in lanes], np.int32),
-        successors=succ, predecessors=pred, num_successors=(succ >= 0).sum(1).astype(np.int32),
+        successors=succ,
+        predecessors=pred,
+        num_successors=(succ >= 0).sum(1).astype(np.int32),
         section=np.array([ln.section for ln in lanes], np.int32),
         odr_road=np.array([ln.odr_road for ln in lanes], np.int32),
         odr_lane=np.array([ln.odr_lane for ln in lanes], np.int32),
         lane_type=np.array([ln.lane_type for ln in lanes], np.int8),
         section_length=np.array(section_length, np.float32),
         section_road=np.array(section_road, np.int32),
-        section_s0=np.array(section_s0, np.float32), name=name,
+        section_s0=np.array(section_s0, np.float32),
+        name=name,
     )
     return _with_key(graph)
 
@@ -344,29 +377,45 @@ def build_highway(
         ones = np.ones_like(u)
         drafts.append(
             _LaneDraft(
-                x=rx + off * nx, y=ry + off * ny, heading=th.copy(), s_ref=u.copy(),
-                width=ones * lane_width, curvature=kappa / (1.0 - off * kappa),
-                speed_limit=ones * speed_limit, left_edge=ones * ((k - 0.5) * lane_width),
-                right_edge=ones * (total_w - (k - 0.5) * lane_width), section=0,
-                odr_road=road_id, odr_lane=-k,
-                left=k - 2 if k > 1 else -1, right=k if k < num_lanes else -1,
-                successors=[k - 1] if closed else [], predecessors=[k - 1] if closed else [],
+                x=rx + off * nx,
+                y=ry + off * ny,
+                heading=th.copy(),
+                s_ref=u.copy(),
+                width=ones * lane_width,
+                curvature=kappa / (1.0 - off * kappa),
+                speed_limit=ones * speed_limit,
+                left_edge=ones * ((k - 0.5) * lane_width),
+                right_edge=ones * (total_w - (k - 0.5) * lane_width),
+                section=0,
+                odr_road=road_id,
+                odr_lane=-k,
+                left=k - 2 if k > 1 else -1,
+                right=k if k < num_lanes else -1,
+                successors=[k - 1] if closed else [],
+                predecessors=[k - 1] if closed else [],
             )
         )
     return assemble(drafts, [float(u[-1])], [road_id], [0.0], name, spacing)
 
 
 def straight_highway(
-    length: float = 1000.0, num_lanes: int = 3, lane_width: float = 3.5,
-    speed_limit: float = 30.0, name: str = "straight",
+    length: float = 1000.0,
+    num_lanes: int = 3,
+    lane_width: float = 3.5,
+    speed_limit: float = 30.0,
+    name: str = "straight",
 ) -> LaneGraph:
     """Straight multi-lane highway of ``length`` m along +x (lanes below y = 0)."""
     return build_highway([Segment.line(length)], num_lanes, lane_width, speed_limit, name=name)
 
 
 def curved_highway(
-    length: float = 1200.0, radius: float = 300.0, transition: float = 60.0,
-    num_lanes: int = 3, lane_width: float = 3.5, speed_limit: float = 30.0,
+    length: float = 1200.0,
+    radius: float = 300.0,
+    transition: float = 60.0,
+    num_lanes: int = 3,
+    lane_width: float = 3.5,
+    speed_limit: float = 30.0,
     name: str = "curved",
 ) -> LaneGraph:
     """Line - clothoid - arc - clothoid - line - (mirrored bend) - line: a highway S-bend.
@@ -385,7 +434,11 @@ def curved_highway(
     straight = (length - 2 * curve) / 3.0
     if straight <= 1.0:
         raise ValueError(f"length {length} m too short for radius {radius} m with transitions")
-    bend = [Segment.spiral(transition, 0.0, k), Segment.arc(arc, k), Segment.spiral(transition, k, 0.0)]
+    bend = [
+        Segment.spiral(transition, 0.0, k),
+        Segment.arc(arc, k),
+        Segment.spiral(transition, k, 0.0),
+    ]
     if transition == 0:
         bend = [Segment.arc(arc, k)]
     mirror = [Segment(sg.length, -sg.k0, -sg.k1) for sg in bend]
@@ -394,8 +447,11 @@ def curved_highway(
 
 
 def ring_road(
-    radius: float = 200.0, num_lanes: int = 3, lane_width: float = 3.5,
-    speed_limit: float = 25.0, name: str = "ring",
+    radius: float = 200.0,
+    num_lanes: int = 3,
+    lane_width: float = 3.5,
+    speed_limit: float = 25.0,
+    name: str = "ring",
 ) -> LaneGraph:
     """Closed circular road driven counter-clockwise; its lanes are their own successors.
 
@@ -442,9 +498,9 @@ def lane_pose(g: LaneGraph, lane: I32, s: F32, d: F32) -> tuple[F32, F32, F32]:
 
 
 def s_ref_to_s(g: LaneGraph, lane: I32, s_ref: F32) -> F32:
-    """Centre-line ``s`` of ``lane`` at section reference coordinate ``s_ref`` (two Newton steps)."""
+    """Centre-line ``s`` of ``lane`` at section reference coordinate ``s_ref`` (2 Newton steps)."""
     sec_len = g.section_length[g.section[lane]]
-    s = s_ref * g.lane_length[lane] / np.maximum(sec_len, 1e-6)
+    s = (s_ref * g.lane_length[lane] / np.maximum(sec_len, 1e-6)).astype(np.float32)
     for _ in range(2):
         i, f = _segment_index(g, lane, s)
         r = g.s_ref[i] * (1 - f) + g.s_ref[i + 1] * f
@@ -498,7 +554,12 @@ class Projection:
 
 
 def _project_on(
-    g: LaneGraph, px: F32, py: F32, pyaw: F32 | None, seg_start: I32, seg_ok: BoolArr,
+    g: LaneGraph,
+    px: F32,
+    py: F32,
+    pyaw: F32 | None,
+    seg_start: I32,
+    seg_ok: BoolArr,
 ) -> tuple[NDArray[np.intp], F32, F32, F32]:
     """Best segment among candidates ``seg_start[..., K]`` (flat start indices) per query.
 
@@ -522,11 +583,20 @@ def _project_on(
     cross = np.take_along_axis(ex * qy - ey * qx, take, -1)[..., 0]
     segl = np.sqrt(np.take_along_axis(len2, take, -1)[..., 0])
     d = cross / segl
-    return k, tb.astype(np.float32), d.astype(np.float32), np.take_along_axis(score, take, -1)[..., 0]
+    return (
+        k,
+        tb.astype(np.float32),
+        d.astype(np.float32),
+        np.take_along_axis(score, take, -1)[..., 0],
+    )
 
 
 def project_global(
-    g: LaneGraph, x: F32, y: F32, yaw: F32 | None = None, drivable_only: bool = True,
+    g: LaneGraph,
+    x: F32,
+    y: F32,
+    yaw: F32 | None = None,
+    drivable_only: bool = True,
     chunk: int = 4096,
 ) -> Projection:
     """Nearest lane of arbitrary world points, brute force over all segments (for resets).
@@ -554,7 +624,11 @@ def project_global(
         b = min(qx.size, a + rows)
         cand = np.broadcast_to(seg_start, (b - a, seg_start.size))
         k, t, d, _ = _project_on(
-            g, qx[a:b], qy[a:b], None if qyaw is None else qyaw[a:b], cand,
+            g,
+            qx[a:b],
+            qy[a:b],
+            None if qyaw is None else qyaw[a:b],
+            cand,
             np.ones(cand.shape, np.bool_),
         )
         idx = seg_start[k]
@@ -562,8 +636,13 @@ def project_global(
         lane_out[a:b] = ln
         s_out[a:b] = g.s[idx] + t * g.lane_ds[ln]
         d_out[a:b] = d
-    return _finish(g, lane_out.reshape(shape), s_out.reshape(shape), d_out.reshape(shape),
-                   None if qyaw is None else qyaw.reshape(shape))
+    return _finish(
+        g,
+        lane_out.reshape(shape),
+        s_out.reshape(shape),
+        d_out.reshape(shape),
+        None if qyaw is None else qyaw.reshape(shape),
+    )
 
 
 def _finish(g: LaneGraph, lane: I32, s: F32, d: F32, yaw: F32 | None) -> Projection:
@@ -572,13 +651,19 @@ def _finish(g: LaneGraph, lane: I32, s: F32, d: F32, yaw: F32 | None) -> Project
 
 
 def project_tracking(
-    g: LaneGraph, x: F32, y: F32, yaw: F32, lane: I32, s: F32,
+    g: LaneGraph,
+    x: F32,
+    y: F32,
+    yaw: F32,
+    lane: I32,
+    s: F32,
 ) -> Projection:
     """Lane coordinates of points near a known previous position (per-step ego update).
 
     Searches ``PROJECT_WINDOW`` samples either side of the previous ``s`` on the previous lane,
-    its left/right neighbours, its first successor/predecessor and the neighbours' successors: O(1) per query, no scan over
-    the map. Points that moved further than that fall back to :func:`project_global`.
+    its left/right neighbours, its first successor/predecessor and the neighbours' successors:
+    O(1) per query, no scan over the map. Points that moved further than that fall back to
+    :func:`project_global`.
     """
     shape = np.shape(x)
     lane = np.asarray(lane, np.int32)
@@ -592,10 +677,16 @@ def project_tracking(
     s_side_l = map_to_neighbor(g, lane, s_prev, left)
     s_side_r = map_to_neighbor(g, lane, s_prev, right)
     guess = np.stack(
-        [s_prev, s_side_l, s_side_r, s_prev - g.lane_length[lane],
-         s_prev + g.lane_length[np.maximum(pred, 0)],
-         s_side_l - g.lane_length[np.maximum(left, 0)],
-         s_side_r - g.lane_length[np.maximum(right, 0)]], -1,
+        [
+            s_prev,
+            s_side_l,
+            s_side_r,
+            s_prev - g.lane_length[lane],
+            s_prev + g.lane_length[np.maximum(pred, 0)],
+            s_side_l - g.lane_length[np.maximum(left, 0)],
+            s_side_r - g.lane_length[np.maximum(right, 0)],
+        ],
+        -1,
     )
     valid_c = cands >= 0
     cl = np.where(valid_c, cands, lane[..., None]).astype(np.int32)

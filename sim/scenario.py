@@ -302,10 +302,14 @@ def _check_self(spec: ScenarioSpec) -> None:
         if name == "s_range" and not v:
             continue
         if len(v) != 2 or v[0] > v[1] or v[0] < 0:
-            raise SpecError(f"traffic.{name}: expected [low, high] with 0 <= low <= high, got {list(v)}")
+            raise SpecError(
+                f"traffic.{name}: expected [low, high] with 0 <= low <= high, got {list(v)}"
+            )
     for i, a in enumerate(spec.actors):
         if len(a.events) > MAX_EVENTS:
-            raise SpecError(f"actors[{i}].events: at most {MAX_EVENTS} per actor, got {len(a.events)}")
+            raise SpecError(
+                f"actors[{i}].events: at most {MAX_EVENTS} per actor, got {len(a.events)}"
+            )
 
 
 def load_spec(path: str | Path) -> ScenarioSpec:
@@ -317,7 +321,9 @@ def load_spec(path: str | Path) -> ScenarioSpec:
         text = p.read_text()
         data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as e:
-        raise SpecError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {e}") from None
+        raise SpecError(
+            f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {e}"
+        ) from None
     return spec_from_dict(data if data is not None else {}, source=str(p))
 
 
@@ -353,10 +359,16 @@ def build_road(r: RoadSpec) -> roads.LaneGraph:
         if r.kind == "segments":
             segs = [
                 roads.Segment(
-                    sg.length, sg.curvature, sg.curvature_end if sg.type == "spiral" else
-                    sg.curvature if sg.type == "arc" else 0.0,
+                    sg.length,
+                    sg.curvature,
+                    sg.curvature_end
+                    if sg.type == "spiral"
+                    else sg.curvature
+                    if sg.type == "arc"
+                    else 0.0,
                 )
-                if sg.type != "line" else roads.Segment.line(sg.length)
+                if sg.type != "line"
+                else roads.Segment.line(sg.length)
                 for sg in r.segments
             ]
             return roads.build_highway(segs, name="segments", **common)  # type: ignore[arg-type]
@@ -422,4 +434,6 @@ def check_on_road(spec: ScenarioSpec, graph: roads.LaneGraph, source: str = "") 
     if t.s_range:
         total = road_length(graph, 0)
         if t.s_range[1] > total + 1e-3:
-            raise SpecError(f"{pre}traffic.s_range: {list(t.s_range)} beyond the road ({total:.1f} m)")
+            raise SpecError(
+                f"{pre}traffic.s_range: {list(t.s_range)} beyond the road ({total:.1f} m)"
+            )

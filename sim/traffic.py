@@ -50,7 +50,14 @@ STOP_V0 = 0.1  # [m/s] desired speeds below this mean "stand still"
 
 
 def idm_accel(
-    v: F32, v0: F32, gap: F32, dv: F32, headway: F32, min_gap: F32, a_max: F32, b_comf: F32,
+    v: F32,
+    v0: F32,
+    gap: F32,
+    dv: F32,
+    headway: F32,
+    min_gap: F32,
+    a_max: F32,
+    b_comf: F32,
 ) -> F32:
     """IDM acceleration [m/s^2], elementwise (see module docstring).
 
@@ -67,7 +74,8 @@ def idm_accel(
     free_road = np.maximum(1.0 - ratio**IDM_DELTA, -b_comf / a_max)
     free = np.where(stopping, np.where(v > 0, -b_comf / a_max, 0.0), free_road)
     acc = a_max * (free - (s_star / g) ** 2)
-    return np.maximum(acc, -MAX_DECEL).astype(np.float32)
+    out: F32 = np.maximum(acc, -MAX_DECEL).astype(np.float32)
+    return out
 
 
 @dataclass(frozen=True)
@@ -83,7 +91,12 @@ class SortedEntries:
 
 
 def sort_entries(
-    g: LaneGraph, lane: I32, s: F32, valid: NDArray[np.bool_], lane2: I32, s2: F32,
+    g: LaneGraph,
+    lane: I32,
+    s: F32,
+    valid: NDArray[np.bool_],
+    lane2: I32,
+    s2: F32,
 ) -> tuple[SortedEntries, I64]:
     """Build and sort entries. ``lane2 < 0`` marks no secondary entry.
 
@@ -112,7 +125,13 @@ def _key(ent: SortedEntries, env: I64, lane: I64, s: F32 | F64) -> F64:
 
 
 def find_leader(
-    ent: SortedEntries, g: LaneGraph, env: I64, lane: I32, s: F32, self_actor: I64, choice: I32,
+    ent: SortedEntries,
+    g: LaneGraph,
+    env: I64,
+    lane: I32,
+    s: F32,
+    self_actor: I64,
+    choice: I32,
 ) -> tuple[I64, F32]:
     """Nearest entry ahead on ``lane`` (continuing one lane into the successor).
 
@@ -151,7 +170,12 @@ def find_leader(
 
 
 def find_follower(
-    ent: SortedEntries, g: LaneGraph, env: I64, lane: I32, s: F32, self_actor: I64,
+    ent: SortedEntries,
+    g: LaneGraph,
+    env: I64,
+    lane: I32,
+    s: F32,
+    self_actor: I64,
 ) -> tuple[I64, F32]:
     """Nearest entry behind on ``lane`` (continuing one lane into the first predecessor).
 

@@ -17,7 +17,8 @@ actions give bit-identical results.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,8 +37,8 @@ from sim.scenario import (
 from sim.state import (
     ActorType,
     Behavior,
-    Events,
     EventKind,
+    Events,
     Route,
     TriggerKind,
     WorldState,
@@ -52,6 +53,7 @@ from sim.traffic import (
 
 F32 = NDArray[np.float32]
 I32 = NDArray[np.int32]
+_S = TypeVar("_S", bound=np.generic)
 
 STOPPED_EPS = 0.05  # [m/s] a scripted brake ends once speed is within this of its target
 
@@ -61,7 +63,7 @@ class SimParams:
     """Step parameters shared by all environments."""
 
     dt: float = 0.1  # [s] 0.05 for CARLA parity
-    vehicle: VehicleParams = VehicleParams()
+    vehicle: VehicleParams = field(default_factory=VehicleParams)
     mobil_interval_s: float = 1.0  # [s] how often each vehicle reconsiders its lane
 
 
@@ -70,18 +72,27 @@ class SimParams:
 # ---------------------------------------------------------------------------------------------
 
 _BEHAVIOR_FIELDS = (
-    "v0", "headway", "min_gap", "a_max", "b_comf", "politeness", "b_safe", "lc_threshold",
+    "v0",
+    "headway",
+    "min_gap",
+    "a_max",
+    "b_comf",
+    "politeness",
+    "b_safe",
+    "lc_threshold",
     "lc_duration",
 )
-_EVENT_KIND = {"set_speed": EventKind.SET_SPEED, "stop": EventKind.STOP,
-               "lane_change": EventKind.LANE_CHANGE}
+_EVENT_KIND = {
+    "set_speed": EventKind.SET_SPEED,
+    "stop": EventKind.STOP,
+    "lane_change": EventKind.LANE_CHANGE,
+}
 
 
 def _behavior_row(b: BehaviorSpec, limit: float) -> list[float]:
     v0 = b.v0 if b.v0 is not None else limit * b.speed_factor
     thr = b.lc_threshold if b.lane_change else np.inf
-    return [v0, b.headway, b.min_gap, b.a_max, b.b_comf, b.politeness, b.b_safe, thr,
-            b.lc_duration]
+    return [v0, b.headway, b.min_gap, b.a_max, b.b_comf, b.politeness, b.b_safe, thr, b.lc_duration]
 
 
 def _route_chain(
@@ -117,7 +128,9 @@ def _place(g: R.LaneGraph, a: ActorSpec | EgoSpec) -> tuple[int, float]:
 
 
 def _sample_traffic(
-    spec: ScenarioSpec, g: R.LaneGraph, rng: np.random.Generator,
+    spec: ScenarioSpec,
+    g: R.LaneGraph,
+    rng: np.random.Generator,
     occupied: list[tuple[int, float, float]],
 ) -> list[tuple[int, float, float, float, float, float, int, list[float]]]:
     """Random background vehicles: a spacing-respecting uniform layout per driving lane."""
@@ -144,17 +157,20 @@ def _sample_traffic(
         offs = np.sort(rng.uniform(0.0, max(room, 0.0), k)) + np.arange(k) * pitch + lo
         for s_ref in offs:
             lane_i = int(lane)
-            s = float(R.s_ref_to_s(g, np.array([lane_i]), np.array([s_ref + veh_len / 2],
-                                                                   np.float32))[0])
+            s = float(
+                R.s_ref_to_s(g, np.array([lane_i]), np.array([s_ref + veh_len / 2], np.float32))[0]
+            )
             if s + veh_len / 2 > float(g.lane_length[lane_i]):
                 continue
-            if any(o_l == lane_i and abs(o_s - s) < (o_len + veh_len) / 2 + t.min_spacing
-                   for o_l, o_s, o_len in occupied):
+            if any(
+                o_l == lane_i and abs(o_s - s) < (o_len + veh_len) / 2 + t.min_spacing
+                for o_l, o_s, o_len in occupied
+            ):
                 continue
             limit = float(R.interp(g, g.speed_limit, np.array(lane_i), np.array(s, np.float32)))
-            speed = rng.uniform(*t.speed_frac) * limit
+            speed = rng.uniform(t.speed_frac[0], t.speed_frac[1]) * limit
             beh = _behavior_row(t.behavior, limit)
-            beh[0] = rng.uniform(*t.v0_frac) * limit
+            beh[0] = rng.uniform(t.v0_frac[0], t.v0_frac[1]) * limit
             jit = 1.0 + rng.uniform(-t.jitter, t.jitter, 8)
             for i in range(1, 9):
                 if np.isfinite(beh[i]):
@@ -168,32 +184,68 @@ def _draft(spec: ScenarioSpec, g: R.LaneGraph, rng: np.random.Generator) -> _Env
     e_lane, e_s = _place(g, spec.ego)
     limit = float(R.interp(g, g.speed_limit, np.array(e_lane), np.array(e_s, np.float32)))
     ego_beh = _behavior_row(BehaviorSpec(), limit)
-    rows = [(e_lane, e_s, spec.ego.d, spec.ego.speed, spec.ego.length, spec.ego.width,
-             int(ActorType.VEHICLE), ego_beh)]
+    rows = [
+        (
+            e_lane,
+            e_s,
+            spec.ego.d,
+            spec.ego.speed,
+            spec.ego.length,
+            spec.ego.width,
+            int(ActorType.VEHICLE),
+            ego_beh,
+        )
+    ]
     events: list[list[tuple[int, int, float, float, float, int, float]]] = [[]]
     for a in spec.actors:
         lane, s = _place(g, a)
         lim = float(R.interp(g, g.speed_limit, np.array(lane), np.array(s, np.float32)))
-        rows.append((lane, s, a.d, a.speed, a.length, a.width, int(ActorType.VEHICLE),
-                     _behavior_row(a.behavior, lim)))
-        events.append([
-            (int(_EVENT_KIND[ev.action]), int(TriggerKind.TIME if ev.trigger == "time"
-                                              else TriggerKind.EGO_GAP),
-             ev.at, ev.target_speed, ev.decel, 1 if ev.direction == "left" else -1, ev.duration)
-            for ev in a.events
-        ])
+        rows.append(
+            (
+                lane,
+                s,
+                a.d,
+                a.speed,
+                a.length,
+                a.width,
+                int(ActorType.VEHICLE),
+                _behavior_row(a.behavior, lim),
+            )
+        )
+        events.append(
+            [
+                (
+                    int(_EVENT_KIND[ev.action]),
+                    int(TriggerKind.TIME if ev.trigger == "time" else TriggerKind.EGO_GAP),
+                    ev.at,
+                    ev.target_speed,
+                    ev.decel,
+                    1 if ev.direction == "left" else -1,
+                    ev.duration,
+                )
+                for ev in a.events
+            ]
+        )
     occupied = [(r[0], r[1], r[4]) for r in rows]
     traffic = _sample_traffic(spec, g, rng, occupied)
     rows += traffic
     events += [[] for _ in traffic]
     s_ref0 = float(R.interp(g, g.s_ref, np.array(e_lane), np.array(e_s, np.float32)))
-    return _EnvDraft(rows, events, _route_chain(g, e_lane, s_ref0, spec.ego.route_length),
-                     spec.ego.route_length, spec.time_limit_s)
+    return _EnvDraft(
+        rows,
+        events,
+        _route_chain(g, e_lane, s_ref0, spec.ego.route_length),
+        spec.ego.route_length,
+        spec.time_limit_s,
+    )
 
 
 def reset(
-    specs: list[ScenarioSpec], road: R.LaneGraph, rngs: list[np.random.Generator],
-    num_actors: int | None = None, check: bool = True,
+    specs: list[ScenarioSpec],
+    road: R.LaneGraph,
+    rngs: list[np.random.Generator],
+    num_actors: int | None = None,
+    check: bool = True,
 ) -> WorldState:
     """Instantiate one spec per environment.
 
@@ -253,31 +305,60 @@ def reset(
         beh[b, :n] = [r[7] for r in dr.rows]
         for j, evs in enumerate(dr.events):
             for k, ev in enumerate(evs):
-                (ev_kind[b, j, k], ev_trig[b, j, k], ev_val[b, j, k], ev_tgt[b, j, k],
-                 ev_dec[b, j, k], ev_dir[b, j, k], ev_dur[b, j, k]) = ev
+                (
+                    ev_kind[b, j, k],
+                    ev_trig[b, j, k],
+                    ev_val[b, j, k],
+                    ev_tgt[b, j, k],
+                    ev_dec[b, j, k],
+                    ev_dir[b, j, k],
+                    ev_dur[b, j, k],
+                ) = ev
         secs, cum = dr.route
         r_secs[b, : len(secs)] = secs
         r_cum[b, : len(cum)] = cum
-        r_cum[b, len(cum):] = cum[-1]
+        r_cum[b, len(cum) :] = cum[-1]
         r_len[b] = dr.route_length
         t_lim[b] = dr.time_limit
     x, y, yaw = R.lane_pose(road, lane, s, d)
     zeros = np.zeros((B, N), f32)
-    behavior = Behavior(**{k: np.ascontiguousarray(beh[..., i]) for i, k in
-                           enumerate(_BEHAVIOR_FIELDS)})
-    events = Events(ev_kind, ev_trig, ev_val, ev_tgt, ev_dec, ev_dir, ev_dur,
-                    np.zeros((B, N, E), np.bool_))
+    behavior = Behavior(
+        **{k: np.ascontiguousarray(beh[..., i]) for i, k in enumerate(_BEHAVIOR_FIELDS)}
+    )
+    events = Events(
+        ev_kind, ev_trig, ev_val, ev_tgt, ev_dec, ev_dir, ev_dur, np.zeros((B, N, E), np.bool_)
+    )
     s_ref0 = R.interp(road, road.s_ref, lane[:, 0], s[:, 0])
     route = Route(r_secs, r_cum, np.zeros(B, np.int32), r_len, s_ref0)
     progress = np.zeros(B, f32)
     return WorldState(
-        x=x, y=y, yaw=yaw, speed=speed, accel=zeros, steer=zeros.copy(), length=length,
-        width=width, lane=lane, s=s, d=d, actor_type=atype, valid=valid, behavior=behavior,
-        events=events, lc_target=np.full((B, N), -1, np.int32), lc_elapsed=zeros.copy(),
-        lc_offset=zeros.copy(), brake_decel=zeros.copy(),
-        route_choice=np.zeros((B, N), np.int32), route=route, time=np.zeros(B, f32),
-        step_count=np.zeros(B, np.int32), progress=progress, prev_progress=progress.copy(),
-        time_limit=t_lim, lane_dist=np.abs(d),
+        x=x,
+        y=y,
+        yaw=yaw,
+        speed=speed,
+        accel=zeros,
+        steer=zeros.copy(),
+        length=length,
+        width=width,
+        lane=lane,
+        s=s,
+        d=d,
+        actor_type=atype,
+        valid=valid,
+        behavior=behavior,
+        events=events,
+        lc_target=np.full((B, N), -1, np.int32),
+        lc_elapsed=zeros.copy(),
+        lc_offset=zeros.copy(),
+        brake_decel=zeros.copy(),
+        route_choice=np.zeros((B, N), np.int32),
+        route=route,
+        time=np.zeros(B, f32),
+        step_count=np.zeros(B, np.int32),
+        progress=progress,
+        prev_progress=progress.copy(),
+        time_limit=t_lim,
+        lane_dist=np.abs(d),
     )
 
 
@@ -292,8 +373,8 @@ def _fire_events(st: WorldState, road: R.LaneGraph) -> WorldState:
     pending = (ev.kind != EventKind.NONE) & ~ev.fired & st.valid[..., None]
     if not pending.any():
         return st
-    gap_ego = (
-        np.hypot(st.x - st.x[:, :1], st.y - st.y[:, :1]) - 0.5 * (st.length + st.length[:, :1])
+    gap_ego = np.hypot(st.x - st.x[:, :1], st.y - st.y[:, :1]) - 0.5 * (
+        st.length + st.length[:, :1]
     )
     now = np.where(
         ev.trigger == TriggerKind.TIME,
@@ -308,7 +389,7 @@ def _fire_events(st: WorldState, road: R.LaneGraph) -> WorldState:
     k = np.argmax(first, axis=-1)
     has = first.any(-1)
 
-    def pick(a: NDArray[np.generic]) -> NDArray[np.generic]:
+    def pick(a: NDArray[_S]) -> NDArray[_S]:
         return np.take_along_axis(a, k[..., None], -1)[..., 0]
 
     kind = pick(ev.kind)
@@ -336,8 +417,9 @@ def _fire_events(st: WorldState, road: R.LaneGraph) -> WorldState:
     )
 
 
-def step(state: WorldState, actions: NDArray[np.floating], params: SimParams,
-         road: R.LaneGraph) -> WorldState:
+def step(
+    state: WorldState, actions: NDArray[np.floating], params: SimParams, road: R.LaneGraph
+) -> WorldState:
     """Advance all environments by ``params.dt``.
 
     Args:
@@ -379,8 +461,9 @@ def step(state: WorldState, actions: NDArray[np.floating], params: SimParams,
     changing = lane2.reshape(-1) >= 0
     if changing.any():
         ci = np.nonzero(changing)[0]
-        l2, d2 = find_leader(ent, g, env[ci], lane2.reshape(-1)[ci], s2.reshape(-1)[ci],
-                             flat[ci], choice_f[ci])
+        l2, d2 = find_leader(
+            ent, g, env[ci], lane2.reshape(-1)[ci], s2.reshape(-1)[ci], flat[ci], choice_f[ci]
+        )
         closer = d2 < dist[ci]
         lead[ci] = np.where(closer, l2, lead[ci])
         dist[ci] = np.where(closer, d2, dist[ci])
@@ -388,8 +471,9 @@ def step(state: WorldState, actions: NDArray[np.floating], params: SimParams,
     lead_c = np.maximum(lead, 0)
     gap = np.where(has_lead, dist - 0.5 * (len_f + len_f[lead_c]), FREE_GAP).astype(np.float32)
     dv = np.where(has_lead, v_f - v_f[lead_c], 0.0).astype(np.float32)
-    acc = idm_accel(v_f, bf(beh.v0), gap, dv, bf(beh.headway), bf(beh.min_gap), bf(beh.a_max),
-                    bf(beh.b_comf))
+    acc = idm_accel(
+        v_f, bf(beh.v0), gap, dv, bf(beh.headway), bf(beh.min_gap), bf(beh.a_max), bf(beh.b_comf)
+    )
     brake = bf(st.brake_decel)
     braking = (brake > 0) & (v_f > bf(beh.v0) + STOPPED_EPS)
     acc = np.where(braking, np.minimum(acc, -brake), acc)
@@ -401,8 +485,14 @@ def step(state: WorldState, actions: NDArray[np.floating], params: SimParams,
     lc_elapsed = st.lc_elapsed.copy()
     period = max(1, round(params.mobil_interval_s / dt))
     slot = (st.step_count[:, None] + np.arange(N)[None, :]) % period == 0
-    cand = (slot & st.valid & (st.lc_target < 0) & np.isfinite(beh.lc_threshold)
-            & (st.speed > 1.0) & (st.actor_type == ActorType.VEHICLE))
+    cand = (
+        slot
+        & st.valid
+        & (st.lc_target < 0)
+        & np.isfinite(beh.lc_threshold)
+        & (st.speed > 1.0)
+        & (st.actor_type == ActorType.VEHICLE)
+    )
     cand[:, 0] = False  # the ego is driven by its policy
     ci = np.nonzero(cand.reshape(-1))[0]
     if ci.size:
@@ -411,16 +501,18 @@ def step(state: WorldState, actions: NDArray[np.floating], params: SimParams,
     # --- Move traffic along lanes --------------------------------------------------------------
     acc2 = acc.reshape(B, N)
     v_new = np.maximum(st.speed + acc2 * dt, 0.0)
-    ds = np.where(v_new > 0, 0.5 * (st.speed + v_new) * dt,
-                  st.speed**2 / np.maximum(2 * np.abs(acc2), 1e-6))
+    ds = np.where(
+        v_new > 0, 0.5 * (st.speed + v_new) * dt, st.speed**2 / np.maximum(2 * np.abs(acc2), 1e-6)
+    )
     s_new = (st.s + ds).astype(np.float32)
     active = lc_target >= 0
     lc_elapsed = np.where(active, lc_elapsed + dt, 0.0).astype(np.float32)
     dur = np.maximum(beh.lc_duration, 1e-3)
     phase = np.clip(lc_elapsed / dur, 0.0, 1.0)
     d_new = np.where(active, lc_offset * 0.5 * (1 - np.cos(np.pi * phase)), 0.0)
-    d_dot = np.where(active & (phase < 1), lc_offset * np.pi / (2 * dur) * np.sin(np.pi * phase),
-                     0.0)
+    d_dot = np.where(
+        active & (phase < 1), lc_offset * np.pi / (2 * dur) * np.sin(np.pi * phase), 0.0
+    )
     done_lc = active & (phase >= 1.0)
     lane_new = st.lane.copy()
     if done_lc.any():
@@ -448,12 +540,18 @@ def step(state: WorldState, actions: NDArray[np.floating], params: SimParams,
     # --- Ego: bicycle model + projection -------------------------------------------------------
     act, _ = sanitize_action(actions)
     ex, ey, eyaw, ev, esteer, eacc = bicycle_step(
-        st.x[:, 0], st.y[:, 0], st.yaw[:, 0], st.speed[:, 0], st.steer[:, 0], act, dt,
+        st.x[:, 0],
+        st.y[:, 0],
+        st.yaw[:, 0],
+        st.speed[:, 0],
+        st.steer[:, 0],
+        act,
+        dt,
         params.vehicle,
     )
     proj = R.project_tracking(g, ex, ey, eyaw, st.lane[:, 0], st.s[:, 0] + ev * dt)
 
-    def with_ego(traffic: NDArray[np.generic], ego: NDArray[np.generic]) -> NDArray[np.generic]:
+    def with_ego(traffic: NDArray[_S], ego: NDArray[_S]) -> NDArray[_S]:
         out = traffic.copy()
         out[:, 0] = ego
         return out
@@ -473,26 +571,50 @@ def step(state: WorldState, actions: NDArray[np.floating], params: SimParams,
 
     route, progress = _route_progress(st, g, proj.lane, proj.s)
     return replace(
-        st, x=x, y=y, yaw=yaw, speed=speed, accel=accel, steer=steer, lane=lane, s=s, d=d,
-        valid=valid, lc_target=lc_target.astype(np.int32), lc_elapsed=lc_elapsed,
-        lc_offset=lc_offset.astype(f32), brake_decel=new_brake, route=route,
-        time=(st.time + dt).astype(f32), step_count=st.step_count + 1, progress=progress,
-        prev_progress=st.progress, lane_dist=lane_dist,
+        st,
+        x=x,
+        y=y,
+        yaw=yaw,
+        speed=speed,
+        accel=accel,
+        steer=steer,
+        lane=lane,
+        s=s,
+        d=d,
+        valid=valid,
+        lc_target=lc_target.astype(np.int32),
+        lc_elapsed=lc_elapsed,
+        lc_offset=lc_offset.astype(f32),
+        brake_decel=new_brake,
+        route=route,
+        time=(st.time + dt).astype(f32),
+        step_count=st.step_count + 1,
+        progress=progress,
+        prev_progress=st.progress,
+        lane_dist=lane_dist,
     )
 
 
 def _mobil(
-    st: WorldState, g: R.LaneGraph, ent: object, ci: NDArray[np.intp], lead: NDArray[np.int64],
-    gap: F32, acc: F32, lc_target: I32, lc_offset: F32, lc_elapsed: F32,
+    st: WorldState,
+    g: R.LaneGraph,
+    ent: object,
+    ci: NDArray[np.intp],
+    lead: NDArray[np.int64],
+    gap: F32,
+    acc: F32,
+    lc_target: I32,
+    lc_offset: F32,
+    lc_elapsed: F32,
 ) -> None:
     """Evaluate MOBIL for flat actor indices ``ci``; start lane changes in place."""
     from sim.traffic import SortedEntries
 
     assert isinstance(ent, SortedEntries)
-    B, N = st.x.shape
+    _B, N = st.x.shape
     beh = st.behavior
 
-    def f(a: NDArray[np.generic]) -> NDArray[np.generic]:
+    def f(a: NDArray[_S]) -> NDArray[_S]:
         return a.reshape(-1)
 
     env = (ci // N).astype(np.int64)
@@ -506,8 +628,16 @@ def _mobil(
 
     def idm_of(who: NDArray[np.int64], v_who: F32, g_who: F32, dv_who: F32) -> F32:
         w = np.maximum(who, 0)
-        return idm_accel(v_who, f(beh.v0)[w], g_who, dv_who, f(beh.headway)[w],
-                         f(beh.min_gap)[w], f(beh.a_max)[w], f(beh.b_comf)[w])
+        return idm_accel(
+            v_who,
+            f(beh.v0)[w],
+            g_who,
+            dv_who,
+            f(beh.headway)[w],
+            f(beh.min_gap)[w],
+            f(beh.a_max)[w],
+            f(beh.b_comf)[w],
+        )
 
     # Old follower o: now behind c; after the change behind c's leader.
     fo, dfo = find_follower(ent, g, env, lane, s, self_a)
@@ -518,10 +648,13 @@ def _mobil(
     lc = np.maximum(lead[ci], 0)
     has_l = lead[ci] >= 0
     # o -> c's leader: centre distance dfo + gap_c + (l_c + l_lead) / 2, minus half lengths.
-    gap_o_new = np.where(has_l, dfo + gap[ci] + 0.5 * (ln - lall[foc]), FREE_GAP).astype(
-        np.float32)
-    a_o_new = idm_of(fo, vall[foc], gap_o_new.astype(np.float32),
-                     np.where(has_l, vall[foc] - vall[lc], 0.0).astype(np.float32))
+    gap_o_new = np.where(has_l, dfo + gap[ci] + 0.5 * (ln - lall[foc]), FREE_GAP).astype(np.float32)
+    a_o_new = idm_of(
+        fo,
+        vall[foc],
+        gap_o_new.astype(np.float32),
+        np.where(has_l, vall[foc] - vall[lc], 0.0).astype(np.float32),
+    )
     gain_o = np.where(has_o, a_o_new - a_o, 0.0)
     a_c = acc[ci]
     p = f(beh.politeness)[ci]
@@ -531,7 +664,7 @@ def _mobil(
     best_lane = np.full(ci.size, -1, np.int32)
     for side in (g.left, g.right):
         tgt = side[lane]
-        okl = (tgt >= 0)
+        okl = tgt >= 0
         tgt_c = np.where(okl, tgt, lane).astype(np.int32)
         okl &= g.lane_type[tgt_c] == R.LaneType.DRIVING
         s_t = R.map_to_neighbor(g, lane, s, tgt_c)
@@ -540,13 +673,16 @@ def _mobil(
         nlc, nfc = np.maximum(nl, 0), np.maximum(nf, 0)
         gap_cl = np.where(nl >= 0, dnl - 0.5 * (ln + lall[nlc]), FREE_GAP).astype(np.float32)
         gap_fc = np.where(nf >= 0, dnf - 0.5 * (ln + lall[nfc]), FREE_GAP).astype(np.float32)
-        a_c_new = idm_of(self_a, v, gap_cl, np.where(nl >= 0, v - vall[nlc], 0.0).astype(
-            np.float32))
+        a_c_new = idm_of(
+            self_a, v, gap_cl, np.where(nl >= 0, v - vall[nlc], 0.0).astype(np.float32)
+        )
         # New follower n: behind the new leader now, behind c after.
-        gap_fl = np.where((nf >= 0) & (nl >= 0), dnf + dnl - 0.5 * (lall[nfc] + lall[nlc]),
-                          FREE_GAP).astype(np.float32)
-        a_n = idm_of(nf, vall[nfc], gap_fl,
-                     np.where(nl >= 0, vall[nfc] - vall[nlc], 0.0).astype(np.float32))
+        gap_fl = np.where(
+            (nf >= 0) & (nl >= 0), dnf + dnl - 0.5 * (lall[nfc] + lall[nlc]), FREE_GAP
+        ).astype(np.float32)
+        a_n = idm_of(
+            nf, vall[nfc], gap_fl, np.where(nl >= 0, vall[nfc] - vall[nlc], 0.0).astype(np.float32)
+        )
         a_n_new = idm_of(nf, vall[nfc], gap_fc, (vall[nfc] - v).astype(np.float32))
         safe = okl & (gap_cl > 0.5) & (gap_fc > 0.5)
         safe &= np.where(nf >= 0, a_n_new >= -bsafe, True)

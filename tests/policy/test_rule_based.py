@@ -39,11 +39,11 @@ def _start(
 
 
 def _drive(
-    spec: ScenarioSpec, seconds: float, params: RuleBasedParams = RuleBasedParams()
+    spec: ScenarioSpec, seconds: float, params: RuleBasedParams | None = None
 ) -> tuple[list[WorldState], LaneGraph]:
     """Run one env with the rule-based driver; all states, the initial one first."""
     st, road = _start([spec])
-    driver = RuleBasedDriver(params)
+    driver = RuleBasedDriver(params or RuleBasedParams())
     states = [st]
     for _ in range(round(seconds / SIM.dt)):
         st = world.step(st, driver.act(st, road), SIM, road)
@@ -61,7 +61,7 @@ def _assert_on_road(states: list[WorldState], road: LaneGraph) -> None:
         left = float(interp(road, road.left_edge, lane, pos)[0])
         right = float(interp(road, road.right_edge, lane, pos)[0])
         assert d + w / 2 <= left and d - w / 2 >= -right, f"off road at t={s.time[0]:.1f}"
-        assert s.lane_dist[0, 0] < 1.0
+        assert s.lane_dist[0, 0] < 0.5 * float(road.width[road.lane_start[lane[0]]]) + 0.1
 
 
 # ------------------------------------------------------------------------------ lane keeping
@@ -156,7 +156,8 @@ def test_reset_forgets_lane_change() -> None:
 def test_pedal_command_inverts_longitudinal_dynamics() -> None:
     vp = VehicleParams()
     speed = np.repeat(np.array([0.5, 5.0, 15.0, 30.0], np.float32), 5)
-    a_des = np.tile(np.array([-6.0, -2.0, -0.05, 0.5, 2.0], np.float32), 4)
+    # All reachable: at 30 m/s the power limit leaves ~1.96 m/s^2 after driving resistance.
+    a_des = np.tile(np.array([-6.0, -2.0, -0.05, 0.5, 1.5], np.float32), 4)
     cmd = pedal_command(a_des, speed, vp)
     assert (np.abs(cmd) <= 1.0).all()
     np.testing.assert_allclose(longitudinal_accel(cmd, speed, vp), a_des, atol=1e-5)
@@ -220,5 +221,5 @@ def test_random_driver_reproducible_and_bounded() -> None:
 def test_make_driver() -> None:
     assert isinstance(make_driver("rule_based"), RuleBasedDriver)
     assert isinstance(make_driver("random", seed=1), RandomDriver)
-    with pytest.raises(ValueError, match="rule_based.*random"):
+    with pytest.raises(ValueError, match=r"rule_based.*random"):
         make_driver("autopilot")

@@ -12,8 +12,14 @@ from sim.dynamics import VehicleParams, bicycle_step, longitudinal_accel, saniti
 P = VehicleParams()
 
 
-def _drive(steer_cmd: float, accel_cmd: float, steps: int, v0: float, dt: float = 0.05,
-           p: VehicleParams = P) -> list[np.ndarray]:
+def _drive(
+    steer_cmd: float,
+    accel_cmd: float,
+    steps: int,
+    v0: float,
+    dt: float = 0.05,
+    p: VehicleParams = P,
+) -> list[np.ndarray]:
     x = np.zeros(1, np.float32)
     y = np.zeros(1, np.float32)
     yaw = np.zeros(1, np.float32)
@@ -61,8 +67,9 @@ def test_braking_stops_without_reversing() -> None:
 def test_power_limit_reduces_acceleration_at_speed() -> None:
     low = longitudinal_accel(np.array([1.0], np.float32), np.array([3.0], np.float32), P)
     high = longitudinal_accel(np.array([1.0], np.float32), np.array([35.0], np.float32), P)
-    assert low[0] == pytest.approx(P.max_accel - 9.81 * P.rolling_coef - 0.5 * 1.2 * P.drag_area
-                                   * 9.0 / P.mass, rel=1e-4)
+    assert low[0] == pytest.approx(
+        P.max_accel - 9.81 * P.rolling_coef - 0.5 * 1.2 * P.drag_area * 9.0 / P.mass, rel=1e-4
+    )
     assert high[0] < P.max_power / (P.mass * 35.0)
 
 
@@ -78,9 +85,19 @@ finite = st.floats(-50, 50, allow_nan=False, width=32)
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.lists(st.tuples(finite, finite, st.floats(-3.0, 3.0, width=32), st.floats(0, 40, width=32),
-                       st.floats(-0.5, 0.5, width=32), st.floats(-1, 1, width=32),
-                       st.floats(-1, 1, width=32)), min_size=1, max_size=12)
+    st.lists(
+        st.tuples(
+            finite,
+            finite,
+            st.floats(-3.0, 3.0, width=32),
+            st.floats(0, 40, width=32),
+            st.floats(-0.5, 0.5, width=32),
+            st.floats(-1, 1, width=32),
+            st.floats(-1, 1, width=32),
+        ),
+        min_size=1,
+        max_size=12,
+    )
 )
 def test_batched_equals_single_no_nan_speed_nonnegative(rows: list[tuple[float, ...]]) -> None:
     arr = np.array(rows, np.float32)
@@ -88,9 +105,9 @@ def test_batched_equals_single_no_nan_speed_nonnegative(rows: list[tuple[float, 
     act = arr[:, 5:7]
     out = bicycle_step(*args, act, 0.1, P)
     for i in range(len(rows)):
-        single = bicycle_step(*[a[i:i + 1] for a in args], act[i:i + 1], 0.1, P)
+        single = bicycle_step(*[a[i : i + 1] for a in args], act[i : i + 1], 0.1, P)
         for o, s in zip(out, single, strict=True):
-            np.testing.assert_allclose(o[i:i + 1], s, rtol=1e-6, atol=1e-5)
+            np.testing.assert_allclose(o[i : i + 1], s, rtol=1e-6, atol=1e-5)
     assert all(np.isfinite(o).all() for o in out)
     assert (out[3] >= 0).all()
     assert (np.abs(out[2]) <= np.pi + 1e-6).all()

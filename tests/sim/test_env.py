@@ -11,8 +11,9 @@ from sim.env import DriveEnv, DriveVectorEnv
 from sim.observation import ObsConfig, obs_dim, obs_slices
 from sim.scenario import ActorSpec, EgoSpec, RoadSpec, ScenarioSpec, SpecError, TrafficSpec
 
-SPEC = ScenarioSpec(ego=EgoSpec(route_length=150.0), traffic=TrafficSpec(count=12),
-                    time_limit_s=8.0)
+SPEC = ScenarioSpec(
+    ego=EgoSpec(route_length=150.0), traffic=TrafficSpec(count=12), time_limit_s=8.0
+)
 
 
 def test_make_and_check_env() -> None:
@@ -71,18 +72,21 @@ def test_next_step_autoreset_and_episode_info() -> None:
     _, _, term, trunc, info = venv.step(act)  # t = 1.0 s: time limit after 10 steps of 0.1 s
     assert trunc.all() and not term.any()
     assert info["_episode"].all() and (info["episode"]["l"] == 10).all()
-    obs, rew, term, trunc, _ = venv.step(act)  # next step: autoreset
+    _obs, rew, term, trunc, _ = venv.step(act)  # next step: autoreset
     assert (rew == 0).all() and not trunc.any()
     assert venv.state is not None and (venv.state.time == 0).all()
 
 
 def test_collision_terminates_with_penalty_and_events_in_info() -> None:
-    spec = ScenarioSpec(road=RoadSpec(num_lanes=1), ego=EgoSpec(lane=-1, s=20.0, speed=20.0),
-                        actors=(ActorSpec(lane=-1, s=40.0, speed=0.0),))
+    spec = ScenarioSpec(
+        road=RoadSpec(num_lanes=1),
+        ego=EgoSpec(lane=-1, s=20.0, speed=20.0),
+        actors=(ActorSpec(lane=-1, s=40.0, speed=0.0),),
+    )
     env = DriveEnv(scenario=spec)
     env.reset(seed=0)
     for _ in range(30):
-        _, r, term, trunc, info = env.step(np.array([0.0, 1.0], np.float32))
+        _, r, term, _trunc, info = env.step(np.array([0.0, 1.0], np.float32))
         if term:
             break
     assert term and info["collision"] and info["collided_with"][1]
@@ -109,9 +113,13 @@ def test_off_road_terminates() -> None:
 
 
 def test_observation_fields() -> None:
-    env = DriveEnv(scenario=ScenarioSpec(road=RoadSpec(kind="ring", radius=100.0),
-                                         ego=EgoSpec(lane=-1, s=0.0, speed=15.0),
-                                         actors=(ActorSpec(lane=-1, s=20.0, speed=10.0),)))
+    env = DriveEnv(
+        scenario=ScenarioSpec(
+            road=RoadSpec(kind="ring", radius=100.0),
+            ego=EgoSpec(lane=-1, s=0.0, speed=15.0),
+            actors=(ActorSpec(lane=-1, s=20.0, speed=10.0),),
+        )
+    )
     obs, _ = env.reset(seed=0)
     sl = obs_slices(ObsConfig())
     assert obs[sl["speed"]][0] == pytest.approx(0.5)

@@ -29,7 +29,7 @@ def test_straight_highway_layout() -> None:
 def test_uniform_spacing_and_arc_length(graph: R.LaneGraph) -> None:
     for ln in range(graph.num_lanes):
         a, n = graph.lane_start[ln], graph.lane_npoints[ln]
-        step = np.hypot(np.diff(graph.x[a:a + n]), np.diff(graph.y[a:a + n]))
+        step = np.hypot(np.diff(graph.x[a : a + n]), np.diff(graph.y[a : a + n]))
         assert step.max() <= R.LANE_SPACING_M + 1e-3
         np.testing.assert_allclose(step, graph.lane_ds[ln], rtol=0, atol=2e-3)
 
@@ -56,7 +56,7 @@ def test_curved_highway_turns_and_returns() -> None:
     g = R.curved_highway(1200.0, 300.0, 60.0)
     a, n = g.lane_start[0], g.lane_npoints[0]
     assert abs(float(g.heading[a + n - 1] - g.heading[a])) < 1e-3  # S-bend: net turn zero
-    assert float(np.abs(g.heading[a:a + n]).max()) == pytest.approx(math.pi / 4, abs=1e-3)
+    assert float(np.abs(g.heading[a : a + n]).max()) == pytest.approx(math.pi / 4, abs=1e-3)
 
 
 def test_projection_round_trip() -> None:
@@ -79,22 +79,26 @@ def test_projection_round_trip() -> None:
 def test_tracking_crosses_lane_boundary_and_ring_seam() -> None:
     g = R.ring_road(100.0, num_lanes=2)
     # a point on lane 1 near the seam, guessed as lane 0 near its end
-    x, y, h = R.lane_pose(g, np.array([1], np.int32), np.array([0.5], np.float32),
-                          np.array([0.0], np.float32))
-    p = R.project_tracking(g, x, y, h, np.array([0], np.int32),
-                           np.array([g.lane_length[0] - 0.5], np.float32))
+    x, y, h = R.lane_pose(
+        g, np.array([1], np.int32), np.array([0.5], np.float32), np.array([0.0], np.float32)
+    )
+    p = R.project_tracking(
+        g, x, y, h, np.array([0], np.int32), np.array([g.lane_length[0] - 0.5], np.float32)
+    )
     assert p.lane[0] == 1 and p.s[0] == pytest.approx(0.5, abs=0.02)
 
 
 def test_advance_follows_successors() -> None:
     g = R.ring_road(100.0, num_lanes=1)
     L = float(g.lane_length[0])
-    lane, s, ended = R.advance(g, np.array([0], np.int32), np.array([L + 3.0], np.float32),
-                               np.zeros(1, np.int32))
+    lane, s, ended = R.advance(
+        g, np.array([0], np.int32), np.array([L + 3.0], np.float32), np.zeros(1, np.int32)
+    )
     assert lane[0] == 0 and s[0] == pytest.approx(3.0, abs=1e-3) and not ended[0]
     g2 = R.straight_highway(100.0, num_lanes=1)
-    _, _, ended2 = R.advance(g2, np.array([0], np.int32), np.array([101.0], np.float32),
-                             np.zeros(1, np.int32))
+    _, _, ended2 = R.advance(
+        g2, np.array([0], np.int32), np.array([101.0], np.float32), np.zeros(1, np.int32)
+    )
     assert ended2[0]
 
 

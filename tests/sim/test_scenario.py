@@ -31,9 +31,14 @@ CUT_IN = ScenarioSpec(
     name="cut_in",
     road=RoadSpec(num_lanes=2),
     ego=EgoSpec(lane=-2, s=30.0, speed=25.0),
-    actors=(ActorSpec(lane=-1, s=70.0, speed=20.0,
-                      events=(EventSpec(action="lane_change", trigger="ego_gap", at=8.0,
-                                        direction="right"),)),),
+    actors=(
+        ActorSpec(
+            lane=-1,
+            s=70.0,
+            speed=20.0,
+            events=(EventSpec(action="lane_change", trigger="ego_gap", at=8.0, direction="right"),),
+        ),
+    ),
     traffic=TrafficSpec(count=5, s_range=(200.0, 900.0)),
 )
 
@@ -79,13 +84,13 @@ def test_road_dependent_errors() -> None:
     with pytest.raises(SpecError, match=r"ego\.lane/s: road 0 lane -3 not in map"):
         check_on_road(ScenarioSpec(road=RoadSpec(num_lanes=2), ego=EgoSpec(lane=-3)), g)
     with pytest.raises(SpecError, match=r"actors\[0\]: overlaps ego at start"):
-        check_on_road(ScenarioSpec(ego=EgoSpec(lane=-1, s=30.0),
-                                   actors=(ActorSpec(lane=-1, s=32.0),)), g)
+        check_on_road(
+            ScenarioSpec(ego=EgoSpec(lane=-1, s=30.0), actors=(ActorSpec(lane=-1, s=32.0),)), g
+        )
     with pytest.raises(SpecError, match=r"ego\.route_length: 900.0 m but only"):
         check_on_road(ScenarioSpec(ego=EgoSpec(lane=-1, route_length=900.0)), g)
     with pytest.raises(SpecError, match=r"actors\[0\]\.lane/s: s=600.00 m outside road 0"):
-        check_on_road(ScenarioSpec(ego=EgoSpec(lane=-1), actors=(ActorSpec(lane=-1, s=600.0),)),
-                      g)
+        check_on_road(ScenarioSpec(ego=EgoSpec(lane=-1), actors=(ActorSpec(lane=-1, s=600.0),)), g)
 
 
 def test_load_errors_name_the_file(tmp_path: Path) -> None:
@@ -102,34 +107,69 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
 
 
 # Raw dictionaries: some valid, many not. Whatever the validator accepts must run.
-num = st.one_of(st.floats(0, 40), st.floats(0, 40), st.floats(0, 40),
-                st.floats(-50, 2000, allow_nan=False), st.integers(-5, 50))
+num = st.one_of(
+    st.floats(0, 40),
+    st.floats(0, 40),
+    st.floats(0, 40),
+    st.floats(-50, 2000, allow_nan=False),
+    st.integers(-5, 50),
+)
 actor = st.fixed_dictionaries(
     {},
     optional={
-        "lane": st.integers(-3, -1), "s": st.floats(0, 900), "d": st.floats(-3, 3), "speed": num,
-        "length": st.floats(0.1, 30), "width": st.floats(0.1, 5),
-        "behavior": st.fixed_dictionaries({}, optional={
-            "v0": st.floats(0, 60), "headway": st.floats(0, 5), "min_gap": st.floats(0, 5),
-            "a_max": st.floats(0.01, 5), "b_comf": st.floats(0.01, 9),
-            "politeness": st.floats(0, 1), "lane_change": st.booleans()}),
-        "events": st.lists(st.fixed_dictionaries({
-            "action": st.sampled_from(["set_speed", "stop", "lane_change"]),
-            "trigger": st.sampled_from(["time", "ego_gap"]), "at": st.floats(0, 10),
-            "target_speed": st.floats(0, 40), "decel": st.floats(0.1, 11),
-            "direction": st.sampled_from(["left", "right"]), "duration": st.floats(0.2, 5)}),
-            max_size=2),
+        "lane": st.integers(-3, -1),
+        "s": st.floats(0, 900),
+        "d": st.floats(-3, 3),
+        "speed": num,
+        "length": st.floats(0.1, 30),
+        "width": st.floats(0.1, 5),
+        "behavior": st.fixed_dictionaries(
+            {},
+            optional={
+                "v0": st.floats(0, 60),
+                "headway": st.floats(0, 5),
+                "min_gap": st.floats(0, 5),
+                "a_max": st.floats(0.01, 5),
+                "b_comf": st.floats(0.01, 9),
+                "politeness": st.floats(0, 1),
+                "lane_change": st.booleans(),
+            },
+        ),
+        "events": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "action": st.sampled_from(["set_speed", "stop", "lane_change"]),
+                    "trigger": st.sampled_from(["time", "ego_gap"]),
+                    "at": st.floats(0, 10),
+                    "target_speed": st.floats(0, 40),
+                    "decel": st.floats(0.1, 11),
+                    "direction": st.sampled_from(["left", "right"]),
+                    "duration": st.floats(0.2, 5),
+                }
+            ),
+            max_size=2,
+        ),
     },
 )
 raw_spec = st.fixed_dictionaries(
     {
-        "road": st.fixed_dictionaries({
-            "kind": st.sampled_from(["straight", "curved", "ring"]),
-            "num_lanes": st.integers(1, 5), "length": st.floats(500, 1500),
-            "radius": st.floats(30, 400), "speed_limit": st.floats(1, 40)}),
-        "ego": st.fixed_dictionaries({
-            "lane": st.integers(-3, -1), "s": st.floats(0, 100), "speed": num,
-            "route_length": st.floats(1, 400)}),
+        "road": st.fixed_dictionaries(
+            {
+                "kind": st.sampled_from(["straight", "curved", "ring"]),
+                "num_lanes": st.integers(1, 5),
+                "length": st.floats(500, 1500),
+                "radius": st.floats(30, 400),
+                "speed_limit": st.floats(1, 40),
+            }
+        ),
+        "ego": st.fixed_dictionaries(
+            {
+                "lane": st.integers(-3, -1),
+                "s": st.floats(0, 100),
+                "speed": num,
+                "route_length": st.floats(1, 400),
+            }
+        ),
         "actors": st.lists(actor, max_size=3),
         "traffic": st.fixed_dictionaries({"count": st.integers(0, 12)}),
         "time_limit_s": st.floats(0.5, 20),

@@ -12,8 +12,16 @@ def f(*v: float) -> np.ndarray:
 
 
 def test_idm_free_road_acceleration_vanishes_at_desired_speed() -> None:
-    a = idm_accel(f(0.0, 15.0, 30.0), f(30.0, 30.0, 30.0), f(FREE_GAP) * np.ones(3, np.float32),
-                  f(0, 0, 0), f(1.5, 1.5, 1.5), f(2, 2, 2), f(1.5, 1.5, 1.5), f(2, 2, 2))
+    a = idm_accel(
+        f(0.0, 15.0, 30.0),
+        f(30.0, 30.0, 30.0),
+        f(FREE_GAP) * np.ones(3, np.float32),
+        f(0, 0, 0),
+        f(1.5, 1.5, 1.5),
+        f(2, 2, 2),
+        f(1.5, 1.5, 1.5),
+        f(2, 2, 2),
+    )
     assert a[0] == pytest.approx(1.5, abs=1e-3)
     assert a[1] == pytest.approx(1.5 * (1 - 0.5**4), abs=1e-3)
     assert a[2] == pytest.approx(0.0, abs=1e-3)
@@ -27,8 +35,16 @@ def test_idm_equilibrium_gap() -> None:
 
 
 def test_idm_stop_command_never_accelerates_from_rest() -> None:
-    a = idm_accel(f(0.0, 5.0), f(0.0, 0.0), f(FREE_GAP, FREE_GAP), f(0, 0), f(1.5, 1.5), f(2, 2),
-                  f(1.5, 1.5), f(2, 2))
+    a = idm_accel(
+        f(0.0, 5.0),
+        f(0.0, 0.0),
+        f(FREE_GAP, FREE_GAP),
+        f(0, 0),
+        f(1.5, 1.5),
+        f(2, 2),
+        f(1.5, 1.5),
+        f(2, 2),
+    )
     assert -1e-3 < a[0] <= 0.0 and a[1] < 0
 
 
@@ -43,8 +59,9 @@ def test_sorted_search_leaders_followers_and_ring_wrap() -> None:
     ent, _ = sort_entries(g, lane, s, valid, none, s)
     flat = np.arange(6, dtype=np.int64)
     env = flat // 3
-    lead, dist = find_leader(ent, g, env, lane.reshape(-1), s.reshape(-1), flat,
-                             np.zeros(6, np.int32))
+    lead, dist = find_leader(
+        ent, g, env, lane.reshape(-1), s.reshape(-1), flat, np.zeros(6, np.int32)
+    )
     assert lead[:3].tolist() == [1, 2, 0]  # the last one wraps around the ring to the first
     np.testing.assert_allclose(dist[:3], [40.0, L - 55.0, 15.0], atol=1e-3)
     assert lead[3] == -1 and dist[3] == FREE_GAP  # alone: no leader, not itself
@@ -60,6 +77,13 @@ def test_secondary_entries_make_lane_changers_visible() -> None:
     s = np.array([[100, 130]], np.float32)
     lane2 = np.array([[-1, 1]], np.int32)
     ent, _ = sort_entries(g, lane, s, np.ones((1, 2), bool), lane2, s)
-    lead, dist = find_leader(ent, g, np.zeros(1, np.int64), lane[0, :1], s[0, :1],
-                             np.zeros(1, np.int64), np.zeros(1, np.int32))
+    lead, dist = find_leader(
+        ent,
+        g,
+        np.zeros(1, np.int64),
+        lane[0, :1],
+        s[0, :1],
+        np.zeros(1, np.int64),
+        np.zeros(1, np.int32),
+    )
     assert lead[0] == 1 and dist[0] == pytest.approx(30.0)

@@ -1,5 +1,7 @@
 """Behaviour scenarios for the embedded simulator, read like the situations they test."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -45,17 +47,24 @@ def test_car_stops_behind_stopped_car_without_collision() -> None:
     gap = last.x[0, 1] - last.x[0, 2] - 0.5 * (last.length[0, 1] + last.length[0, 2])
     assert last.speed[0, 2] < 0.05
     assert 1.0 < gap < 4.0  # stops about the jam distance s0 = 2 m behind
-    assert not any(pairwise_collisions(s.x, s.y, s.yaw, s.length, s.width, s.valid).any()
-                   for s in states)
+    assert not any(
+        pairwise_collisions(s.x, s.y, s.yaw, s.length, s.width, s.valid).any() for s in states
+    )
 
 
 def test_scripted_hard_brake_decelerates_at_given_rate() -> None:
     spec = ScenarioSpec(
         road=RoadSpec(num_lanes=1, length=800.0),
         ego=EgoSpec(lane=-1, s=5.0, speed=0.0, route_length=100.0),
-        actors=(ActorSpec(lane=-1, s=100.0, speed=20.0, behavior=BehaviorSpec(v0=20.0),
-                          events=(EventSpec(action="set_speed", at=2.0, target_speed=5.0,
-                                            decel=6.0),)),),
+        actors=(
+            ActorSpec(
+                lane=-1,
+                s=100.0,
+                speed=20.0,
+                behavior=BehaviorSpec(v0=20.0),
+                events=(EventSpec(action="set_speed", at=2.0, target_speed=5.0, decel=6.0),),
+            ),
+        ),
     )
     _, states = _run(spec, 60)
     v = np.array([s.speed[0, 1] for s in states])
@@ -70,12 +79,25 @@ def test_cut_in_happens_when_ego_gets_close() -> None:
     spec = ScenarioSpec(
         road=RoadSpec(num_lanes=2, length=1000.0),
         ego=EgoSpec(lane=-2, s=30.0, speed=25.0, route_length=500.0),
-        actors=(ActorSpec(lane=-1, s=70.0, speed=20.0,
-                          behavior=BehaviorSpec(v0=20.0, lane_change=False),
-                          events=(EventSpec(action="lane_change", trigger="ego_gap", at=8.0,
-                                            direction="right", duration=1.5),)),),
+        actors=(
+            ActorSpec(
+                lane=-1,
+                s=70.0,
+                speed=20.0,
+                behavior=BehaviorSpec(v0=20.0, lane_change=False),
+                events=(
+                    EventSpec(
+                        action="lane_change",
+                        trigger="ego_gap",
+                        at=8.0,
+                        direction="right",
+                        duration=1.5,
+                    ),
+                ),
+            ),
+        ),
     )
-    g, states = _run(spec, 120, np.array([[0.0, 0.3]], np.float32))
+    _g, states = _run(spec, 120, np.array([[0.0, 0.3]], np.float32))
     lanes = np.array([s.lane[0, 1] for s in states])
     fired = [i for i, s in enumerate(states) if s.lc_target[0, 1] >= 0]
     assert fired, "the cut-in never started"
@@ -84,7 +106,7 @@ def test_cut_in_happens_when_ego_gets_close() -> None:
     gap = np.hypot(st0.x[0, 1] - st0.x[0, 0], st0.y[0, 1] - st0.y[0, 0]) - 4.6
     assert gap <= 9.5
     assert lanes[0] == 0 and lanes[-1] == 1  # ends in the ego's lane (index 1 = lane -2)
-    y = np.array([s.y[0, 1] for s in states[i0:i0 + 20]])
+    y = np.array([s.y[0, 1] for s in states[i0 : i0 + 20]])
     assert (np.diff(y) <= 1e-4).all() and np.abs(np.diff(y)).max() < 0.5  # smoothly rightwards
     assert y[-1] == pytest.approx(states[0].y[0, 0], abs=0.01)  # onto the ego's lane centre
 
@@ -93,9 +115,12 @@ def test_no_lane_change_without_scripted_event_when_disabled() -> None:
     spec = ScenarioSpec(
         road=RoadSpec(num_lanes=3, length=1500.0),
         ego=EgoSpec(lane=-2, s=5.0, speed=0.0, route_length=100.0),
-        actors=(ActorSpec(lane=-2, s=100.0, speed=10.0, behavior=BehaviorSpec(v0=10.0)),
-                ActorSpec(lane=-2, s=60.0, speed=25.0,
-                          behavior=BehaviorSpec(v0=30.0, lane_change=False))),
+        actors=(
+            ActorSpec(lane=-2, s=100.0, speed=10.0, behavior=BehaviorSpec(v0=10.0)),
+            ActorSpec(
+                lane=-2, s=60.0, speed=25.0, behavior=BehaviorSpec(v0=30.0, lane_change=False)
+            ),
+        ),
     )
     _, states = _run(spec, 200)
     assert {int(s.lane[0, 2]) for s in states} == {1}
@@ -105,17 +130,20 @@ def test_mobil_overtakes_slow_car_and_respects_safe_braking() -> None:
     spec = ScenarioSpec(
         road=RoadSpec(num_lanes=3, length=2000.0),
         ego=EgoSpec(lane=-3, s=5.0, speed=0.0, route_length=100.0),
-        actors=(ActorSpec(lane=-2, s=200.0, speed=10.0, behavior=BehaviorSpec(v0=10.0,
-                                                                               lane_change=False)),
-                ActorSpec(lane=-2, s=120.0, speed=28.0, behavior=BehaviorSpec(v0=30.0))),
+        actors=(
+            ActorSpec(
+                lane=-2, s=200.0, speed=10.0, behavior=BehaviorSpec(v0=10.0, lane_change=False)
+            ),
+            ActorSpec(lane=-2, s=120.0, speed=28.0, behavior=BehaviorSpec(v0=30.0)),
+        ),
         traffic=TrafficSpec(count=25, s_range=(300.0, 1900.0)),
     )
-    g, states = _run(spec, 300)
+    _g, states = _run(spec, 300)
     assert any(s.lane[0, 2] != 1 for s in states), "the fast car never left the slow car's lane"
     assert states[-1].x[0, 2] > states[-1].x[0, 1]  # and passed it
     # MOBIL safety: whenever a lane change starts, the new follower's IDM braking behind the
     # changer is no harsher than its b_safe (checked with the same IDM the simulator uses).
-    for prev, nxt in zip(states[:-1], states[1:], strict=True):
+    for prev, nxt in itertools.pairwise(states):
         started = (prev.lc_target < 0) & (nxt.lc_target >= 0)
         for b, j in zip(*np.nonzero(started), strict=True):
             tgt = nxt.lc_target[b, j]
@@ -126,16 +154,25 @@ def test_mobil_overtakes_slow_car_and_respects_safe_braking() -> None:
             k = int(np.argmax(np.where(behind, prev.x[b], -np.inf)))
             gap = prev.x[b, j] - prev.x[b, k] - 0.5 * (prev.length[b, j] + prev.length[b, k])
             bh = prev.behavior
-            a = idm_accel(prev.speed[b, k:k + 1], bh.v0[b, k:k + 1], np.float32([gap]),
-                          prev.speed[b, k:k + 1] - prev.speed[b, j:j + 1], bh.headway[b, k:k + 1],
-                          bh.min_gap[b, k:k + 1], bh.a_max[b, k:k + 1], bh.b_comf[b, k:k + 1])
+            a = idm_accel(
+                prev.speed[b, k : k + 1],
+                bh.v0[b, k : k + 1],
+                np.float32([gap]),
+                prev.speed[b, k : k + 1] - prev.speed[b, j : j + 1],
+                bh.headway[b, k : k + 1],
+                bh.min_gap[b, k : k + 1],
+                bh.a_max[b, k : k + 1],
+                bh.b_comf[b, k : k + 1],
+            )
             assert a[0] >= -bh.b_safe[b, j] - 1e-3
 
 
 def test_traffic_on_ring_never_collides() -> None:
-    spec = ScenarioSpec(road=RoadSpec(kind="ring", radius=120.0, num_lanes=3),
-                        ego=EgoSpec(lane=-3, s=0.0, speed=0.0, route_length=50.0),
-                        traffic=TrafficSpec(count=45))
+    spec = ScenarioSpec(
+        road=RoadSpec(kind="ring", radius=120.0, num_lanes=3),
+        ego=EgoSpec(lane=-3, s=0.0, speed=0.0, route_length=50.0),
+        traffic=TrafficSpec(count=45),
+    )
     _, states = _run(spec, 400)
     for s in states[::5]:
         hit = pairwise_collisions(s.x, s.y, s.yaw, s.length, s.width, s.valid)
@@ -155,17 +192,22 @@ def test_step_is_deterministic() -> None:
 
 
 def test_batched_world_equals_single_envs() -> None:
-    specs = [ScenarioSpec(traffic=TrafficSpec(count=15)),
-             ScenarioSpec(road=RoadSpec(), ego=EgoSpec(lane=-1, speed=10.0),
-                          traffic=TrafficSpec(count=5))]
+    specs = [
+        ScenarioSpec(traffic=TrafficSpec(count=15)),
+        ScenarioSpec(
+            road=RoadSpec(), ego=EgoSpec(lane=-1, speed=10.0), traffic=TrafficSpec(count=5)
+        ),
+    ]
     g = build_road(specs[0].road)
     batch = world.reset(specs, g, [np.random.default_rng(i) for i in range(2)], num_actors=20)
-    singles = [world.reset([sp], g, [np.random.default_rng(i)], num_actors=20)
-               for i, sp in enumerate(specs)]
+    singles = [
+        world.reset([sp], g, [np.random.default_rng(i)], num_actors=20)
+        for i, sp in enumerate(specs)
+    ]
     acts = np.array([[0.05, 0.5], [-0.05, -0.2]], np.float32)
     for _ in range(80):
         batch = world.step(batch, acts, P, g)
-        singles = [world.step(s, acts[i:i + 1], P, g) for i, s in enumerate(singles)]
+        singles = [world.step(s, acts[i : i + 1], P, g) for i, s in enumerate(singles)]
     for i, s in enumerate(singles):
         np.testing.assert_array_equal(batch.x[i], s.x[0])
         np.testing.assert_array_equal(batch.lane[i], s.lane[0])
