@@ -180,6 +180,44 @@ def _sample_traffic(
     return out
 
 
+def _cap_start_speeds(
+    fixed: list[tuple[int, float, float, float, float, float, int, list[float]]],
+    traffic: list[tuple[int, float, float, float, float, float, int, list[float]]],
+    g: R.LaneGraph,
+) -> list[tuple[int, float, float, float, float, float, int, list[float]]]:
+    """Slow random vehicles that would start inside their leader's safe headway.
+
+    A vehicle spawned at 30 m/s 10 m behind a slower car needs more than emergency braking;
+    capping the start speed at ``(gap - s0) / T`` starts every vehicle in a state IDM can hold.
+    """
+    allrows = fixed + traffic
+    lane = np.array([r[0] for r in allrows])
+    s = np.array([r[1] for r in allrows])
+    length = np.array([r[4] for r in allrows])
+    order = np.lexsort((s, lane))
+    nxt = np.roll(order, -1)
+    same = lane[nxt] == lane[order]
+    same[-1] = False  # the last sorted vehicle has no successor in the list
+    gap = np.where(same, s[nxt] - s[order] - 0.5 * (length[nxt] + length[order]), np.inf)
+    closed = g.successors[lane[order], 0] == lane[order]
+    # On a loop the last vehicle of a lane follows the first one around the ring.
+    first_of_lane = {int(lane[i]): int(i) for i in order[::-1]}
+    for k in np.nonzero(~same & closed)[0]:
+        i = order[k]
+        j = first_of_lane[int(lane[i])]
+        if j != i:
+            gap[k] = float(g.lane_length[lane[i]]) - s[i] + s[j] - 0.5 * (length[i] + length[j])
+    cap = np.full(len(allrows), np.inf)
+    cap[order] = gap
+    out = []
+    n_fixed = len(fixed)
+    for i, r in enumerate(traffic):
+        beh = r[7]
+        v_max = max(0.0, (cap[n_fixed + i] - beh[2]) / beh[1])  # (gap - min_gap) / headway
+        out.append((r[0], r[1], r[2], min(r[3], v_max), r[4], r[5], r[6], r[7]))
+    return out
+
+
 def _draft(spec: ScenarioSpec, g: R.LaneGraph, rng: np.random.Generator) -> _EnvDraft:
     e_lane, e_s = _place(g, spec.ego)
     limit = float(R.interp(g, g.speed_limit, np.array(e_lane), np.array(e_s, np.float32)))
@@ -228,6 +266,8 @@ def _draft(spec: ScenarioSpec, g: R.LaneGraph, rng: np.random.Generator) -> _Env
         )
     occupied = [(r[0], r[1], r[4]) for r in rows]
     traffic = _sample_traffic(spec, g, rng, occupied)
+    if traffic:
+        traffic = _cap_start_speeds(rows, traffic, g)
     rows += traffic
     events += [[] for _ in traffic]
     s_ref0 = float(R.interp(g, g.s_ref, np.array(e_lane), np.array(e_s, np.float32)))
@@ -684,7 +724,9 @@ def _mobil(
             nf, vall[nfc], gap_fl, np.where(nl >= 0, vall[nfc] - vall[nlc], 0.0).astype(np.float32)
         )
         a_n_new = idm_of(nf, vall[nfc], gap_fc, (vall[nfc] - v).astype(np.float32))
-        safe = okl & (gap_cl > 0.5) & (gap_fc > 0.5)
+        # Safe for the new follower *and* for the changer itself: without the second check a car
+        # already braking at IDM's floor sees no loss in a far worse gap.
+        safe = okl & (gap_cl > 0.5) & (gap_fc > 0.5) & (a_c_new >= -bsafe)
         safe &= np.where(nf >= 0, a_n_new >= -bsafe, True)
         gain = (a_c_new - a_c) + p * (np.where(nf >= 0, a_n_new - a_n, 0.0) + gain_o)
         take = safe & (gain > thr) & (gain > best)

@@ -1,0 +1,130 @@
+"""Embedded simulator throughput: one JSON line per (B, N) configuration.
+
+Measures ``DriveVectorEnv.step`` (IDM + MOBIL traffic, ego bicycle model, lane projection,
+oriented-box collisions, reward terms and the vector observation) on a 3-lane ring road whose
+size grows with N so traffic density stays constant and no vehicle leaves the map. Next to it, in
+the same process, a bare numpy probe (bicycle kinematics for every actor plus a broad-phase
+ego-vs-all circle test, no traffic logic and no observation) gives a baseline to read our numbers
+against on whatever machine runs this.
+
+    python bench/sim_throughput.py                 # B in {1, 64, 1024} x N in {8, 32, 128}
+    python bench/sim_throughput.py --B 1024 --N 32 --seconds 5
+
+Each line: B, N, env_steps_per_s, vehicle_steps_per_s, ms_per_step (median of repeats),
+probe_env_steps_per_s, ratio_to_probe, and cost_per_vehicle_vs_N8 (how the per-vehicle cost grows
+with N at fixed B: 1.0 is perfectly linear).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sim.env import DriveVectorEnv  # noqa: E402
+from sim.scenario import EgoSpec, RoadSpec, ScenarioSpec, TrafficSpec  # noqa: E402
+
+LANES = 3
+SPACING_PER_VEHICLE_M = 25.0  # [m] of lane per vehicle: ~40 veh/km/lane, busy but flowing
+
+
+def scenario(n: int) -> ScenarioSpec:
+    circumference = max(600.0, n * SPACING_PER_VEHICLE_M / LANES)
+    radius = circumference / (2 * math.pi)
+    return ScenarioSpec(
+        name=f"ring_n{n}",
+        road=RoadSpec(kind="ring", radius=radius, num_lanes=LANES, speed_limit=25.0),
+        ego=EgoSpec(lane=-2, s=0.0, speed=20.0, route_length=1e6),
+        traffic=TrafficSpec(count=n - 1, min_spacing=6.0),
+        time_limit_s=3600.0,
+    )
+
+
+def time_steps(fn, seconds: float, min_reps: int = 5) -> float:  # type: ignore[no-untyped-def]
+    """Median wall time of one call, over repeats filling about ``seconds``."""
+    fn()
+    fn()
+    times: list[float] = []
+    t_end = time.perf_counter() + seconds
+    while len(times) < min_reps or time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        if len(times) > 20000:
+            break
+    return statistics.median(times)
+
+
+def probe(B: int, N: int, seconds: float) -> float:
+    """Bare numpy: bicycle kinematics for B*N actors + ego-vs-all circle broad phase."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1000, (B, N)).astype(np.float32)
+    y = rng.uniform(-10, 0, (B, N)).astype(np.float32)
+    yaw = np.zeros((B, N), np.float32)
+    v = rng.uniform(10, 30, (B, N)).astype(np.float32)
+    steer = rng.uniform(-0.05, 0.05, (B, N)).astype(np.float32)
+    acc = rng.uniform(-1, 1, (B, N)).astype(np.float32)
+    r2 = np.float32(5.0**2)
+    dt = np.float32(0.1)
+
+    def step() -> None:
+        nonlocal x, y, yaw, v
+        v = np.maximum(v + acc * dt, 0)
+        yaw = yaw + v * np.tan(steer) / np.float32(2.875) * dt
+        x = x + v * np.cos(yaw) * dt
+        y = y + v * np.sin(yaw) * dt
+        dx = x - x[:, :1]
+        dy = y - y[:, :1]
+        _ = (dx * dx + dy * dy) < r2
+
+    return time_steps(step, seconds)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--B", type=int, nargs="*", default=[1, 64, 1024])
+    ap.add_argument("--N", type=int, nargs="*", default=[8, 32, 128])
+    ap.add_argument("--seconds", type=float, default=2.0, help="timing budget per config")
+    args = ap.parse_args()
+    per_vehicle_n8: dict[int, float] = {}
+    for B in args.B:
+        for N in sorted(args.N):
+            env = DriveVectorEnv(num_envs=B, scenario=scenario(N), num_actors=N)
+            env.reset(seed=0)
+            act = np.tile(np.array([0.0, 0.1], np.float32), (B, 1))
+            for _ in range(20):  # let traffic settle into car following
+                env.step(act)
+            t = time_steps(lambda env=env, act=act: env.step(act), args.seconds)  # type: ignore[misc]
+            assert env.state is not None
+            valid = float(env.state.valid.sum(1).mean())
+            tp = probe(B, N, min(1.0, args.seconds))
+            per_vehicle = t / (B * N)
+            if N == min(args.N):
+                per_vehicle_n8[B] = per_vehicle
+            row = {
+                "bench": "sim_step",
+                "B": B,
+                "N": N,
+                "valid_actors_mean": round(valid, 2),
+                "env_steps_per_s": round(B / t, 1),
+                "vehicle_steps_per_s": round(B * N / t, 1),
+                "ms_per_step": round(t * 1e3, 4),
+                "probe_env_steps_per_s": round(B / tp, 1),
+                "ratio_to_probe": round(tp / t, 4),
+                "cost_per_vehicle_vs_N8": round(per_vehicle / per_vehicle_n8[B], 3)
+                if B in per_vehicle_n8
+                else None,
+            }
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
