@@ -21,16 +21,12 @@ import argparse
 import json
 import math
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from sim.env import DriveVectorEnv  # noqa: E402
-from sim.scenario import EgoSpec, RoadSpec, ScenarioSpec, TrafficSpec  # noqa: E402
+from sim.env import DriveVectorEnv
+from sim.scenario import EgoSpec, RoadSpec, ScenarioSpec, TrafficSpec
 
 LANES = 3
 SPACING_PER_VEHICLE_M = 25.0  # [m] of lane per vehicle: ~40 veh/km/lane, busy but flowing
@@ -107,7 +103,7 @@ def main() -> None:
             valid = float(env.state.valid.sum(1).mean())
             tp = probe(B, N, min(1.0, args.seconds))
             per_vehicle = t / (B * N)
-            if N == min(args.N):
+            if min(args.N) == N:
                 per_vehicle_n8[B] = per_vehicle
             row = {
                 "bench": "sim_step",
