@@ -1,10 +1,10 @@
 """Embedded simulator throughput: one JSON line per (B, N) configuration.
 
-Measures ``DriveVectorEnv.step`` (IDM + MOBIL traffic, ego bicycle model, lane projection,
+Measures ``DriveVectorEnv.step`` (ego kept in lane by a trivial proportional controller; IDM
 oriented-box collisions, reward terms and the vector observation) on a 3-lane ring road whose
 size grows with N so traffic density stays constant and no vehicle leaves the map. Next to it, in
-the same process, a bare numpy probe (bicycle kinematics for every actor plus a broad-phase
-ego-vs-all circle test, no traffic logic and no observation) gives a baseline to read our numbers
+the same process, a bare numpy probe (bicycle kinematics for every actor plus an all-pairs
+broad-phase circle test, no traffic logic and no observation) gives a baseline to read our numbers
 against on whatever machine runs this.
 
     python bench/sim_throughput.py                 # B in {1, 64, 1024} x N in {8, 32, 128}
@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from sim.env import DriveVectorEnv
+from sim.observation import obs_slices
 from sim.scenario import EgoSpec, RoadSpec, ScenarioSpec, TrafficSpec
 
 LANES = 3
@@ -38,7 +39,7 @@ def scenario(n: int) -> ScenarioSpec:
     return ScenarioSpec(
         name=f"ring_n{n}",
         road=RoadSpec(kind="ring", radius=radius, num_lanes=LANES, speed_limit=25.0),
-        ego=EgoSpec(lane=-2, s=0.0, speed=20.0, route_length=1e6),
+        ego=EgoSpec(lane=-2, s=0.0, speed=20.0, route_length=5000.0),
         traffic=TrafficSpec(count=n - 1, min_spacing=6.0),
         time_limit_s=3600.0,
     )
@@ -60,7 +61,7 @@ def time_steps(fn, seconds: float, min_reps: int = 5) -> float:  # type: ignore[
 
 
 def probe(B: int, N: int, seconds: float) -> float:
-    """Bare numpy: bicycle kinematics for B*N actors + ego-vs-all circle broad phase."""
+    """Bare numpy: bicycle kinematics for B*N actors + all-pairs circle broad phase."""
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1000, (B, N)).astype(np.float32)
     y = rng.uniform(-10, 0, (B, N)).astype(np.float32)
@@ -77,11 +78,23 @@ def probe(B: int, N: int, seconds: float) -> float:
         yaw = yaw + v * np.tan(steer) / np.float32(2.875) * dt
         x = x + v * np.cos(yaw) * dt
         y = y + v * np.sin(yaw) * dt
-        dx = x - x[:, :1]
-        dy = y - y[:, :1]
+        dx = x[:, :, None] - x[:, None, :]
+        dy = y[:, :, None] - y[:, None, :]
         _ = (dx * dx + dy * dy) < r2
 
     return time_steps(step, seconds)
+
+
+def lane_keeping(obs: np.ndarray, sl: dict[str, slice]) -> np.ndarray:
+    """A cheap proportional lane keeper so the ego stays on the ring while we time the sim."""
+    he = obs[:, sl["heading_error"]][:, 0] * np.pi
+    off = obs[:, sl["lane_offset"]][:, 0] * 2.0
+    kappa = obs[:, sl["curvature_ahead"]][:, 0] / 50.0
+    steer = (np.arctan(2.875 * kappa) - 0.8 * he - 0.1 * off) / 0.6
+    act = np.empty((obs.shape[0], 2), np.float32)
+    act[:, 0] = np.clip(steer, -1, 1)
+    act[:, 1] = 0.1
+    return act
 
 
 def main() -> None:
@@ -94,11 +107,21 @@ def main() -> None:
     for B in args.B:
         for N in sorted(args.N):
             env = DriveVectorEnv(num_envs=B, scenario=scenario(N), num_actors=N)
-            env.reset(seed=0)
-            act = np.tile(np.array([0.0, 0.1], np.float32), (B, 1))
+            obs, _ = env.reset(seed=0)
+            sl = obs_slices(env.obs_cfg)
+            ends = 0
+            steps = 0
+
+            def one(env: DriveVectorEnv = env, sl: dict[str, slice] = sl) -> None:
+                nonlocal obs, ends, steps
+                obs, _, term, trunc, _ = env.step(lane_keeping(obs, sl))
+                ends += int(term.sum() + trunc.sum())
+                steps += env.num_envs
+
             for _ in range(20):  # let traffic settle into car following
-                env.step(act)
-            t = time_steps(lambda env=env, act=act: env.step(act), args.seconds)  # type: ignore[misc]
+                one()
+            ends = steps = 0
+            t = time_steps(one, args.seconds)
             assert env.state is not None
             valid = float(env.state.valid.sum(1).mean())
             tp = probe(B, N, min(1.0, args.seconds))
@@ -110,6 +133,7 @@ def main() -> None:
                 "B": B,
                 "N": N,
                 "valid_actors_mean": round(valid, 2),
+                "episode_ends_per_1k_steps": round(1000 * ends / max(steps, 1), 3),
                 "env_steps_per_s": round(B / t, 1),
                 "vehicle_steps_per_s": round(B * N / t, 1),
                 "ms_per_step": round(t * 1e3, 4),

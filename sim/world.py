@@ -115,8 +115,47 @@ def _route_chain(
 
 
 @dataclass
+class _Actors:
+    """Actors of one environment as columns (n,); ``beh`` is (n, 9) in _BEHAVIOR_FIELDS order."""
+
+    lane: NDArray[np.int32]
+    s: NDArray[np.float32]
+    d: NDArray[np.float32]
+    speed: NDArray[np.float32]
+    length: NDArray[np.float32]
+    width: NDArray[np.float32]
+    atype: NDArray[np.int8]
+    beh: NDArray[np.float32]
+
+    @staticmethod
+    def empty() -> _Actors:
+        f = np.zeros(0, np.float32)
+        return _Actors(
+            np.zeros(0, np.int32),
+            f,
+            f,
+            f,
+            f,
+            f,
+            np.zeros(0, np.int8),
+            np.zeros((0, len(_BEHAVIOR_FIELDS)), np.float32),
+        )
+
+    def __len__(self) -> int:
+        return int(self.lane.shape[0])
+
+    def cat(self, other: _Actors) -> _Actors:
+        return _Actors(
+            *(
+                np.concatenate([getattr(self, k), getattr(other, k)])
+                for k in ("lane", "s", "d", "speed", "length", "width", "atype", "beh")
+            )
+        )
+
+
+@dataclass
 class _EnvDraft:
-    rows: list[tuple[int, float, float, float, float, float, int, list[float]]]
+    actors: _Actors
     events: list[list[tuple[int, int, float, float, float, int, float]]]
     route: tuple[list[int], list[float]]
     route_length: float
@@ -127,129 +166,132 @@ def _place(g: R.LaneGraph, a: ActorSpec | EgoSpec) -> tuple[int, float]:
     return g.lane_index(a.road, a.lane, a.s)
 
 
+TRAFFIC_LENGTH_M = 4.5  # [m] background passenger car length
+TRAFFIC_WIDTH_M = (1.8, 2.0)  # [m] range of background car widths
+
+
 def _sample_traffic(
     spec: ScenarioSpec,
     g: R.LaneGraph,
     rng: np.random.Generator,
-    occupied: list[tuple[int, float, float]],
-) -> list[tuple[int, float, float, float, float, float, int, list[float]]]:
-    """Random background vehicles: a spacing-respecting uniform layout per driving lane."""
+    fixed: _Actors,
+) -> _Actors:
+    """Random background vehicles: a spacing-respecting uniform layout per driving lane.
+
+    Per lane, ``k`` vehicles at pitch ``length + min_spacing`` with the free room spread
+    uniformly between them (sorted uniform offsets), then any vehicle too close to the ego or a
+    scripted actor is dropped. All in array code: resets are on the training hot path.
+    """
     t = spec.traffic
     if t.count == 0:
-        return []
-    lanes = np.nonzero(g.lane_type == R.LaneType.DRIVING)[0]
+        return _Actors.empty()
+    lanes = np.nonzero(g.lane_type == R.LaneType.DRIVING)[0].astype(np.int32)
     total = road_length(g, spec.ego.road)
     lo, hi = (t.s_range[0], t.s_range[1]) if t.s_range else (0.0, total)
-    lengths = np.full(lanes.size, max(hi - lo, 0.0))
-    share = rng.multinomial(t.count, lengths / max(lengths.sum(), 1e-9))
-    out = []
-    veh_len = 4.5  # [m] typical passenger car; width below
-    for lane, k in zip(lanes, share, strict=True):
-        if k == 0:
-            continue
-        pitch = veh_len + t.min_spacing
-        room = (hi - lo) - k * pitch
-        if room < 0:
-            k = int((hi - lo) // pitch)
-            room = (hi - lo) - k * pitch
-        if k <= 0:
-            continue
-        offs = np.sort(rng.uniform(0.0, max(room, 0.0), k)) + np.arange(k) * pitch + lo
-        for s_ref in offs:
-            lane_i = int(lane)
-            s = float(
-                R.s_ref_to_s(g, np.array([lane_i]), np.array([s_ref + veh_len / 2], np.float32))[0]
-            )
-            if s + veh_len / 2 > float(g.lane_length[lane_i]):
-                continue
-            if any(
-                o_l == lane_i and abs(o_s - s) < (o_len + veh_len) / 2 + t.min_spacing
-                for o_l, o_s, o_len in occupied
-            ):
-                continue
-            limit = float(R.interp(g, g.speed_limit, np.array(lane_i), np.array(s, np.float32)))
-            speed = rng.uniform(t.speed_frac[0], t.speed_frac[1]) * limit
-            beh = _behavior_row(t.behavior, limit)
-            beh[0] = rng.uniform(t.v0_frac[0], t.v0_frac[1]) * limit
-            jit = 1.0 + rng.uniform(-t.jitter, t.jitter, 8)
-            for i in range(1, 9):
-                if np.isfinite(beh[i]):
-                    beh[i] *= float(jit[i - 1])
-            width = 1.8 + 0.2 * rng.random()
-            out.append((lane_i, s, 0.0, speed, veh_len, width, int(ActorType.VEHICLE), beh))
-    return out
+    span = max(hi - lo, 0.0)
+    pitch = TRAFFIC_LENGTH_M + t.min_spacing
+    k = rng.multinomial(t.count, np.full(lanes.size, 1.0 / lanes.size))
+    k = np.minimum(k, int(span // pitch))
+    if k.sum() == 0:
+        return _Actors.empty()
+    lane = np.repeat(lanes, k)
+    room = span - k * pitch
+    u = rng.uniform(0.0, 1.0, lane.size) * np.repeat(room, k)
+    order = np.lexsort((u, lane))
+    lane, u = lane[order], u[order]
+    first = np.repeat(np.cumsum(k) - k, k)
+    rank = np.arange(lane.size) - first
+    s_ref = (lo + u + rank * pitch + TRAFFIC_LENGTH_M / 2).astype(np.float32)
+    s = R.s_ref_to_s(g, lane, s_ref)
+    keep = s + TRAFFIC_LENGTH_M / 2 <= g.lane_length[lane]
+    if len(fixed):
+        near = np.abs(s[:, None] - fixed.s[None, :]) < (
+            0.5 * (fixed.length[None, :] + TRAFFIC_LENGTH_M) + t.min_spacing
+        )
+        keep &= ~((lane[:, None] == fixed.lane[None, :]) & near).any(1)
+    lane, s = lane[keep], s[keep]
+    n = lane.size
+    limit = R.interp(g, g.speed_limit, lane, s)
+    speed = rng.uniform(t.speed_frac[0], t.speed_frac[1], n) * limit
+    beh = np.tile(np.array(_behavior_row(t.behavior, 1.0), np.float32), (n, 1))
+    beh[:, 0] = rng.uniform(t.v0_frac[0], t.v0_frac[1], n) * limit
+    jit = 1.0 + rng.uniform(-t.jitter, t.jitter, (n, len(_BEHAVIOR_FIELDS) - 1))
+    finite = np.isfinite(beh[:, 1:])
+    beh[:, 1:] = np.where(finite, beh[:, 1:] * jit, beh[:, 1:])
+    width = rng.uniform(TRAFFIC_WIDTH_M[0], TRAFFIC_WIDTH_M[1], n)
+    f32 = np.float32
+    return _Actors(
+        lane,
+        s.astype(f32),
+        np.zeros(n, f32),
+        speed.astype(f32),
+        np.full(n, TRAFFIC_LENGTH_M, f32),
+        width.astype(f32),
+        np.full(n, int(ActorType.VEHICLE), np.int8),
+        beh.astype(f32),
+    )
 
 
-def _cap_start_speeds(
-    fixed: list[tuple[int, float, float, float, float, float, int, list[float]]],
-    traffic: list[tuple[int, float, float, float, float, float, int, list[float]]],
-    g: R.LaneGraph,
-) -> list[tuple[int, float, float, float, float, float, int, list[float]]]:
+def _cap_start_speeds(fixed: _Actors, traffic: _Actors, g: R.LaneGraph) -> _Actors:
     """Slow random vehicles that would start inside their leader's safe headway.
 
     A vehicle spawned at 30 m/s 10 m behind a slower car needs more than emergency braking;
     capping the start speed at ``(gap - s0) / T`` starts every vehicle in a state IDM can hold.
     """
-    allrows = fixed + traffic
-    lane = np.array([r[0] for r in allrows])
-    s = np.array([r[1] for r in allrows])
-    length = np.array([r[4] for r in allrows])
-    order = np.lexsort((s, lane))
+    a = fixed.cat(traffic)
+    order = np.lexsort((a.s, a.lane))
     nxt = np.roll(order, -1)
-    same = lane[nxt] == lane[order]
+    same = a.lane[nxt] == a.lane[order]
     same[-1] = False  # the last sorted vehicle has no successor in the list
-    gap = np.where(same, s[nxt] - s[order] - 0.5 * (length[nxt] + length[order]), np.inf)
-    closed = g.successors[lane[order], 0] == lane[order]
+    gap = np.where(same, a.s[nxt] - a.s[order] - 0.5 * (a.length[nxt] + a.length[order]), np.inf)
     # On a loop the last vehicle of a lane follows the first one around the ring.
-    first_of_lane = {int(lane[i]): int(i) for i in order[::-1]}
-    for k in np.nonzero(~same & closed)[0]:
-        i = order[k]
-        j = first_of_lane[int(lane[i])]
-        if j != i:
-            gap[k] = float(g.lane_length[lane[i]]) - s[i] + s[j] - 0.5 * (length[i] + length[j])
-    cap = np.full(len(allrows), np.inf)
+    ln = a.lane[order]
+    closed = g.successors[ln, 0] == ln
+    last = ~same & closed
+    if last.any():
+        starts = np.concatenate([[True], ln[1:] != ln[:-1]])
+        first_idx = np.maximum.accumulate(np.where(starts, np.arange(ln.size), 0))
+        j = order[first_idx]
+        i = order
+        wrap_gap = g.lane_length[ln] - a.s[i] + a.s[j] - 0.5 * (a.length[i] + a.length[j])
+        gap = np.where(last & (i != j), wrap_gap, gap)
+    cap = np.empty(len(a), np.float64)
     cap[order] = gap
-    out = []
-    n_fixed = len(fixed)
-    for i, r in enumerate(traffic):
-        beh = r[7]
-        v_max = max(0.0, (cap[n_fixed + i] - beh[2]) / beh[1])  # (gap - min_gap) / headway
-        out.append((r[0], r[1], r[2], min(r[3], v_max), r[4], r[5], r[6], r[7]))
-    return out
+    ct = cap[len(fixed) :]
+    v_max = np.maximum(0.0, (ct - traffic.beh[:, 2]) / traffic.beh[:, 1])  # (gap - s0) / T
+    return _Actors(
+        traffic.lane,
+        traffic.s,
+        traffic.d,
+        np.minimum(traffic.speed, v_max).astype(np.float32),
+        traffic.length,
+        traffic.width,
+        traffic.atype,
+        traffic.beh,
+    )
 
 
 def _draft(spec: ScenarioSpec, g: R.LaneGraph, rng: np.random.Generator) -> _EnvDraft:
-    e_lane, e_s = _place(g, spec.ego)
-    limit = float(R.interp(g, g.speed_limit, np.array(e_lane), np.array(e_s, np.float32)))
-    ego_beh = _behavior_row(BehaviorSpec(), limit)
-    rows = [
-        (
-            e_lane,
-            e_s,
-            spec.ego.d,
-            spec.ego.speed,
-            spec.ego.length,
-            spec.ego.width,
-            int(ActorType.VEHICLE),
-            ego_beh,
-        )
-    ]
+    placed = [(spec.ego, BehaviorSpec())] + [(a, a.behavior) for a in spec.actors]
+    lanes, ss = zip(*(_place(g, a) for a, _ in placed), strict=True)
+    lane = np.array(lanes, np.int32)
+    s = np.array(ss, np.float32)
+    limit = R.interp(g, g.speed_limit, lane, s)
+    f32 = np.float32
+    fixed = _Actors(
+        lane,
+        s,
+        np.array([a.d for a, _ in placed], f32),
+        np.array([a.speed for a, _ in placed], f32),
+        np.array([a.length for a, _ in placed], f32),
+        np.array([a.width for a, _ in placed], f32),
+        np.full(len(placed), int(ActorType.VEHICLE), np.int8),
+        np.array(
+            [_behavior_row(b, float(lim)) for (_, b), lim in zip(placed, limit, strict=True)], f32
+        ),
+    )
     events: list[list[tuple[int, int, float, float, float, int, float]]] = [[]]
     for a in spec.actors:
-        lane, s = _place(g, a)
-        lim = float(R.interp(g, g.speed_limit, np.array(lane), np.array(s, np.float32)))
-        rows.append(
-            (
-                lane,
-                s,
-                a.d,
-                a.speed,
-                a.length,
-                a.width,
-                int(ActorType.VEHICLE),
-                _behavior_row(a.behavior, lim),
-            )
-        )
         events.append(
             [
                 (
@@ -264,17 +306,15 @@ def _draft(spec: ScenarioSpec, g: R.LaneGraph, rng: np.random.Generator) -> _Env
                 for ev in a.events
             ]
         )
-    occupied = [(r[0], r[1], r[4]) for r in rows]
-    traffic = _sample_traffic(spec, g, rng, occupied)
-    if traffic:
-        traffic = _cap_start_speeds(rows, traffic, g)
-    rows += traffic
-    events += [[] for _ in traffic]
-    s_ref0 = float(R.interp(g, g.s_ref, np.array(e_lane), np.array(e_s, np.float32)))
+    traffic = _sample_traffic(spec, g, rng, fixed)
+    if len(traffic):
+        traffic = _cap_start_speeds(fixed, traffic, g)
+    events += [[] for _ in range(len(traffic))]
+    s_ref0 = float(R.interp(g, g.s_ref, lane[:1], s[:1])[0])
     return _EnvDraft(
-        rows,
+        fixed.cat(traffic),
         events,
-        _route_chain(g, e_lane, s_ref0, spec.ego.route_length),
+        _route_chain(g, int(lane[0]), s_ref0, spec.ego.route_length),
         spec.ego.route_length,
         spec.time_limit_s,
     )
@@ -304,7 +344,7 @@ def reset(
         for sp in specs:
             check_on_road(sp, road, source=sp.name)
     drafts = [_draft(sp, road, rng) for sp, rng in zip(specs, rngs, strict=True)]
-    need = max(len(d.rows) for d in drafts)
+    need = max(len(d.actors) for d in drafts)
     N = need if num_actors is None else num_actors
     if need > N:
         raise SpecError(f"scenario needs {need} actor slots but the env has num_actors={N}")
@@ -333,16 +373,17 @@ def reset(
     r_len = np.zeros(B, f32)
     t_lim = np.zeros(B, f32)
     for b, dr in enumerate(drafts):
-        n = len(dr.rows)
-        lane[b, :n] = [r[0] for r in dr.rows]
-        s[b, :n] = [r[1] for r in dr.rows]
-        d[b, :n] = [r[2] for r in dr.rows]
-        speed[b, :n] = [r[3] for r in dr.rows]
-        length[b, :n] = [r[4] for r in dr.rows]
-        width[b, :n] = [r[5] for r in dr.rows]
-        atype[b, :n] = [r[6] for r in dr.rows]
+        ac = dr.actors
+        n = len(ac)
+        lane[b, :n] = ac.lane
+        s[b, :n] = ac.s
+        d[b, :n] = ac.d
+        speed[b, :n] = ac.speed
+        length[b, :n] = ac.length
+        width[b, :n] = ac.width
+        atype[b, :n] = ac.atype
         valid[b, :n] = True
-        beh[b, :n] = [r[7] for r in dr.rows]
+        beh[b, :n] = ac.beh
         for j, evs in enumerate(dr.events):
             for k, ev in enumerate(evs):
                 (
