@@ -50,6 +50,7 @@ REF_STEP_M = 0.025  # [m] reference-line integration step (sub-mm error on cloth
 MAX_LINKS = 4  # successors/predecessors per lane (junction fan-out in CARLA towns is <= 4)
 PROJECT_WINDOW = 6  # samples either side of the guess searched by tracking projection
 HEADING_WEIGHT_M_PER_RAD = 2.0  # [m/rad] projection tie-break between overlapping lanes
+TWO_PI = 2.0 * math.pi
 HEADING_FREE_RAD = 0.3  # [rad] heading mismatch ignored by that tie-break (lane changes, drift)
 
 
@@ -73,6 +74,7 @@ class LaneGraph:
     x: F32
     y: F32
     heading: F32
+    dheading: F32  # heading change to the next sample, wrapped (0 at a lane's last sample)
     s: F32
     s_ref: F32
     width: F32
@@ -290,6 +292,9 @@ def assemble(
     lengths = np.array([np.hypot(np.diff(ln.x), np.diff(ln.y)).sum() for ln in lanes], np.float64)
     s = np.concatenate([np.linspace(0.0, lengths[i], counts[i]) for i in range(len(lanes))])
     heading = np.concatenate([ln.heading for ln in lanes])
+    dheading = np.diff(heading, append=heading[-1:])
+    dheading[np.cumsum(counts) - 1] = 0.0
+    dheading = (dheading + np.pi) % (2 * np.pi) - np.pi
     heading = (heading + np.pi) % (2 * np.pi) - np.pi
     succ = np.full((len(lanes), MAX_LINKS), -1, np.int32)
     pred = np.full((len(lanes), MAX_LINKS), -1, np.int32)
@@ -302,6 +307,7 @@ def assemble(
         x=cat("x"),
         y=cat("y"),
         heading=heading.astype(np.float32),
+        dheading=dheading.astype(np.float32),
         s=s.astype(np.float32),
         s_ref=cat("s_ref"),
         width=cat("width"),
@@ -469,32 +475,36 @@ def ring_road(
 
 
 def _wrap(a: NDArray[np.floating]) -> NDArray[np.floating]:
-    return (a + np.pi) % (2 * np.pi) - np.pi
+    """Angles to [-pi, pi). ``floor`` is several times cheaper than numpy's float modulo."""
+    out: NDArray[np.floating] = a - TWO_PI * np.floor((a + np.pi) / TWO_PI)
+    return out
 
 
 def _segment_index(g: LaneGraph, lane: I32, s: F32) -> tuple[I32, F32]:
     """Flat index of the segment start holding ``s`` and the fraction along it."""
-    ds = g.lane_ds[lane]
-    u = s / ds
-    i = np.clip(np.floor(u), 0, g.lane_npoints[lane] - 2).astype(np.int32)
-    frac = np.clip(u - i, 0.0, 1.0).astype(np.float32)
-    return (g.lane_start[lane] + i).astype(np.int32), frac
+    u = s / g.lane_ds[lane]
+    i = np.minimum(np.maximum(np.floor(u), 0.0), g.lane_npoints[lane] - 2).astype(np.int32)
+    frac = np.minimum(np.maximum(u - i, 0.0), 1.0).astype(np.float32)
+    return g.lane_start[lane] + i, frac
 
 
 def interp(g: LaneGraph, values: F32, lane: I32, s: F32) -> F32:
     """Linear interpolation of a per-sample array at ``(lane, s)``; any broadcast shape."""
     i, f = _segment_index(g, lane, s)
-    return (values[i] * (1 - f) + values[i + 1] * f).astype(np.float32)
+    v0 = values[i]
+    return (v0 + (values[i + 1] - v0) * f).astype(np.float32)
 
 
 def lane_pose(g: LaneGraph, lane: I32, s: F32, d: F32) -> tuple[F32, F32, F32]:
     """World pose of lane coordinates. Returns (x, y, heading) of the same shape."""
     i, f = _segment_index(g, lane, s)
-    h0 = g.heading[i]
-    h = h0 + _wrap(g.heading[i + 1] - h0) * f
-    x = g.x[i] * (1 - f) + g.x[i + 1] * f - d * np.sin(h)
-    y = g.y[i] * (1 - f) + g.y[i + 1] * f + d * np.cos(h)
-    return x.astype(np.float32), y.astype(np.float32), _wrap(h).astype(np.float32)
+    h = g.heading[i] + g.dheading[i] * f
+    h = np.where(h >= np.pi, h - TWO_PI, h)
+    h = np.where(h < -np.pi, h + TWO_PI, h)
+    x0, y0 = g.x[i], g.y[i]
+    x = x0 + (g.x[i + 1] - x0) * f - d * np.sin(h)
+    y = y0 + (g.y[i + 1] - y0) * f + d * np.cos(h)
+    return x.astype(np.float32), y.astype(np.float32), h.astype(np.float32)
 
 
 def s_ref_to_s(g: LaneGraph, lane: I32, s_ref: F32) -> F32:
@@ -560,16 +570,16 @@ def _project_on(
     pyaw: F32 | None,
     seg_start: I32,
     seg_ok: BoolArr,
-) -> tuple[NDArray[np.intp], F32, F32, F32]:
+) -> tuple[NDArray[np.intp], F32, F32, F32, F32]:
     """Best segment among candidates ``seg_start[..., K]`` (flat start indices) per query.
 
-    Returns (best candidate index along K, along-segment t, signed d, score).
+    Returns (best candidate index along K, along-segment t, signed d, score, distance).
     """
     x0, y0 = g.x[seg_start], g.y[seg_start]
     ex, ey = g.x[seg_start + 1] - x0, g.y[seg_start + 1] - y0
     qx, qy = px[..., None] - x0, py[..., None] - y0
     len2 = np.maximum(ex * ex + ey * ey, 1e-9)
-    t = np.clip((qx * ex + qy * ey) / len2, 0.0, 1.0)
+    t = np.minimum(np.maximum((qx * ex + qy * ey) / len2, 0.0), 1.0)
     dx, dy = qx - t * ex, qy - t * ey
     dist = np.sqrt(dx * dx + dy * dy)
     score = dist
@@ -588,6 +598,7 @@ def _project_on(
         tb.astype(np.float32),
         d.astype(np.float32),
         np.take_along_axis(score, take, -1)[..., 0],
+        np.take_along_axis(dist, take, -1)[..., 0].astype(np.float32),
     )
 
 
@@ -619,11 +630,12 @@ def project_global(
     lane_out = np.empty(qx.shape, np.int32)
     s_out = np.empty(qx.shape, np.float32)
     d_out = np.empty(qx.shape, np.float32)
+    dist_out = np.empty(qx.shape, np.float32)
     rows = max(1, chunk * 64 // max(1, seg_start.size))
     for a in range(0, qx.size, rows):
         b = min(qx.size, a + rows)
         cand = np.broadcast_to(seg_start, (b - a, seg_start.size))
-        k, t, d, _ = _project_on(
+        k, t, d, _, dist = _project_on(
             g,
             qx[a:b],
             qy[a:b],
@@ -636,18 +648,20 @@ def project_global(
         lane_out[a:b] = ln
         s_out[a:b] = g.s[idx] + t * g.lane_ds[ln]
         d_out[a:b] = d
+        dist_out[a:b] = dist
     return _finish(
         g,
         lane_out.reshape(shape),
         s_out.reshape(shape),
         d_out.reshape(shape),
+        dist_out.reshape(shape),
         None if qyaw is None else qyaw.reshape(shape),
     )
 
 
-def _finish(g: LaneGraph, lane: I32, s: F32, d: F32, yaw: F32 | None) -> Projection:
+def _finish(g: LaneGraph, lane: I32, s: F32, d: F32, dist: F32, yaw: F32 | None) -> Projection:
     he = np.zeros_like(s) if yaw is None else _wrap(yaw - interp(g, g.heading, lane, s))
-    return Projection(lane, s, d, np.abs(d).astype(np.float32), he.astype(np.float32))
+    return Projection(lane, s, d, dist, he.astype(np.float32))
 
 
 def project_tracking(
@@ -660,20 +674,50 @@ def project_tracking(
 ) -> Projection:
     """Lane coordinates of points near a known previous position (per-step ego update).
 
-    Searches ``PROJECT_WINDOW`` samples either side of the previous ``s`` on the previous lane,
-    its left/right neighbours, its first successor/predecessor and the neighbours' successors:
-    O(1) per query, no scan over the map. Points that moved further than that fall back to
-    :func:`project_global`.
+    Two phases, both O(1) per query with no scan over the map. First, ``PROJECT_WINDOW`` samples
+    either side of the guess ``s`` on the previous lane: a point inside that lane's half width
+    and away from the window and lane ends is settled (the common case). The rest search the
+    previous lane, its left/right neighbours, its first successor/predecessor and the
+    neighbours' successors; points that moved further than that fall back to
+    :func:`project_global`. Query shape (B,).
     """
-    shape = np.shape(x)
     lane = np.asarray(lane, np.int32)
+    s_prev = np.asarray(s, np.float32)
+    w = np.arange(-PROJECT_WINDOW, PROJECT_WINDOW + 1, dtype=np.int32)
+    centre = np.floor(s_prev / g.lane_ds[lane]).astype(np.int32)
+    idx = centre[:, None] + w
+    nseg = (g.lane_npoints[lane] - 1)[:, None]
+    ok = (idx >= 0) & (idx < nseg)
+    flat = g.lane_start[lane][:, None] + np.minimum(np.maximum(idx, 0), nseg - 1)
+    k, t, d, _, dist = _project_on(g, x, y, yaw, flat, ok)
+    best = np.take_along_axis(flat, k[:, None], 1)[:, 0]
+    seg_i = best - g.lane_start[lane]
+    half_w = 0.5 * g.width[best]
+    at_edge = ((k == 0) & (seg_i > 0)) | ((k == w.size - 1) & (seg_i < nseg[:, 0] - 1))
+    at_end = ((seg_i == nseg[:, 0] - 1) & (t >= 1.0)) | ((seg_i == 0) & (t <= 0.0))
+    settled = (np.abs(d) <= half_w) & ~at_edge & ~at_end & (dist <= np.abs(d) + 1e-3)
+    new_lane = lane.copy()
+    new_s = (g.s[best] + t * g.lane_ds[lane]).astype(np.float32)
+    d = d.copy()
+    rest = np.nonzero(~settled)[0]
+    if rest.size:
+        rl, rs, rd, rdist = _project_wide(g, x[rest], y[rest], yaw[rest], lane[rest], s_prev[rest])
+        new_lane[rest] = rl
+        new_s[rest] = rs
+        d[rest] = rd
+        dist[rest] = rdist
+    return _finish(g, new_lane, new_s, d, dist, yaw)
+
+
+def _project_wide(
+    g: LaneGraph, x: F32, y: F32, yaw: F32, lane: I32, s_prev: F32
+) -> tuple[I32, F32, F32, F32]:
+    """Second phase of :func:`project_tracking`: seven candidate lanes, then a global scan."""
     left, right = g.left[lane], g.right[lane]
     succ, pred = g.successors[lane, 0], g.predecessors[lane, 0]
     succ_l = np.where(left >= 0, g.successors[np.maximum(left, 0), 0], -1)
     succ_r = np.where(right >= 0, g.successors[np.maximum(right, 0), 0], -1)
-    cands = np.stack([lane, left, right, succ, pred, succ_l, succ_r], -1)  # (..., 7)
-    s_prev = np.asarray(s, np.float32)
-    # The previous position expressed on each candidate lane.
+    cands = np.stack([lane, left, right, succ, pred, succ_l, succ_r], -1)  # (Q, 7)
     s_side_l = map_to_neighbor(g, lane, s_prev, left)
     s_side_r = map_to_neighbor(g, lane, s_prev, right)
     guess = np.stack(
@@ -689,28 +733,28 @@ def project_tracking(
         -1,
     )
     valid_c = cands >= 0
-    cl = np.where(valid_c, cands, lane[..., None]).astype(np.int32)
+    cl = np.where(valid_c, cands, lane[:, None]).astype(np.int32)
     centre = np.floor(guess / g.lane_ds[cl]).astype(np.int32)
     w = np.arange(-PROJECT_WINDOW, PROJECT_WINDOW + 1, dtype=np.int32)
-    idx = centre[..., None] + w  # (..., 7, W)
+    idx = centre[..., None] + w  # (Q, 7, W)
     nseg = (g.lane_npoints[cl] - 1)[..., None]
     ok = valid_c[..., None] & (idx >= 0) & (idx < nseg)
-    flat = g.lane_start[cl][..., None] + np.clip(idx, 0, nseg - 1)
-    flat = flat.reshape(*shape, -1)
-    ok = ok.reshape(*shape, -1)
-    k, t, d, score = _project_on(g, x, y, yaw, flat, ok)
-    best = np.take_along_axis(flat, np.expand_dims(k, -1), -1)[..., 0]
-    cand_idx = k // w.size
-    new_lane = np.take_along_axis(cl, np.expand_dims(cand_idx, -1), -1)[..., 0].astype(np.int32)
+    flat = (g.lane_start[cl][..., None] + np.minimum(np.maximum(idx, 0), nseg - 1)).reshape(
+        lane.size, -1
+    )
+    ok = ok.reshape(lane.size, -1)
+    k, t, d, score, dist = _project_on(g, x, y, yaw, flat, ok)
+    best = np.take_along_axis(flat, k[:, None], 1)[:, 0]
+    new_lane = np.take_along_axis(cl, (k // w.size)[:, None], 1)[:, 0].astype(np.int32)
     new_s = (g.s[best] + t * g.lane_ds[new_lane]).astype(np.float32)
     lost = ~np.isfinite(score) | (np.abs(d) > 3.0 * g.width[best])
     if lost.any():
-        pg = project_global(g, np.asarray(x)[lost], np.asarray(y)[lost], np.asarray(yaw)[lost])
+        pg = project_global(g, x[lost], y[lost], yaw[lost])
         new_lane[lost] = pg.lane
         new_s[lost] = pg.s
-        d = d.copy()
         d[lost] = pg.d
-    return _finish(g, new_lane, new_s, d, yaw)
+        dist[lost] = pg.distance
+    return new_lane, new_s, d, dist
 
 
 def lane_width_at(g: LaneGraph, lane: I32, s: F32) -> F32:

@@ -524,7 +524,10 @@ def step(
     ego_nb = np.where(st.d[:, 0] > 0, g.left[st.lane[:, 0]], g.right[st.lane[:, 0]])
     lane2 = st.lc_target.copy()
     lane2[:, 0] = np.where(intr, ego_nb, -1)
-    s2 = R.map_to_neighbor(g, st.lane, st.s, lane2)
+    s2 = st.s.copy()
+    sec = lane2 >= 0
+    if sec.any():  # only actors straddling two lanes need the mapping
+        s2[sec] = R.map_to_neighbor(g, st.lane[sec], st.s[sec], lane2[sec])
     ent, _ = sort_entries(g, st.lane, st.s, st.valid, lane2, s2)
 
     flat = np.arange(B * N, dtype=np.int64)
