@@ -132,6 +132,7 @@ class WorldState:
     progress: F32  # (B,) [m] along the route
     prev_progress: F32  # (B,) [m] at the previous step
     time_limit: F32  # (B,) [s] episode truncation time
+    phase: I32  # (B,) per-env offset of periodic decisions (MOBIL rounds), drawn at reset
     lane_dist: F32  # (B, N) [m] distance to the matched lane centre line (off-map detection)
 
     @property

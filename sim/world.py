@@ -55,6 +55,7 @@ F32 = NDArray[np.float32]
 I32 = NDArray[np.int32]
 _S = TypeVar("_S", bound=np.generic)
 
+PHASE_RANGE = 2520  # decision phases drawn at reset; divisible by every period up to 10 steps
 STOPPED_EPS = 0.05  # [m/s] a scripted brake ends once speed is within this of its target
 
 
@@ -160,6 +161,7 @@ class _EnvDraft:
     route: tuple[list[int], list[float]]
     route_length: float
     time_limit: float
+    phase: int
 
 
 def _place(g: R.LaneGraph, a: ActorSpec | EgoSpec) -> tuple[int, float]:
@@ -317,6 +319,7 @@ def _draft(spec: ScenarioSpec, g: R.LaneGraph, rng: np.random.Generator) -> _Env
         _route_chain(g, int(lane[0]), s_ref0, spec.ego.route_length),
         spec.ego.route_length,
         spec.time_limit_s,
+        int(rng.integers(PHASE_RANGE)),
     )
 
 
@@ -439,6 +442,7 @@ def reset(
         progress=progress,
         prev_progress=progress.copy(),
         time_limit=t_lim,
+        phase=np.array([d.phase for d in drafts], np.int32),
         lane_dist=np.abs(d),
     )
 
@@ -567,8 +571,13 @@ def step(
     lc_target = st.lc_target.copy()
     lc_offset = st.lc_offset.copy()
     lc_elapsed = st.lc_elapsed.copy()
+    # Each env holds a MOBIL round once per mobil_interval_s (envs staggered so the batch cost
+    # is even); rounds alternate between changes to the left and to the right so two vehicles
+    # from either side never claim the same gap on the same snapshot.
     period = max(1, round(params.mobil_interval_s / dt))
-    slot = (st.step_count[:, None] + np.arange(N)[None, :]) % period == 0
+    clock = st.step_count + st.phase
+    slot = (clock % period == 0)[:, None]
+    leftward = ((clock // period) % 2 == 0)[:, None] & np.ones((1, N), np.bool_)
     cand = (
         slot
         & st.valid
@@ -580,7 +589,19 @@ def step(
     cand[:, 0] = False  # the ego is driven by its policy
     ci = np.nonzero(cand.reshape(-1))[0]
     if ci.size:
-        _mobil(st, g, ent, ci, lead, gap, acc, lc_target, lc_offset, lc_elapsed)
+        _mobil(
+            st,
+            g,
+            ent,
+            ci,
+            lead,
+            gap,
+            acc,
+            lc_target,
+            lc_offset,
+            lc_elapsed,
+            leftward.reshape(-1)[ci],
+        )
 
     # --- Move traffic along lanes --------------------------------------------------------------
     acc2 = acc.reshape(B, N)
@@ -690,8 +711,10 @@ def _mobil(
     lc_target: I32,
     lc_offset: F32,
     lc_elapsed: F32,
+    leftward: NDArray[np.bool_],
 ) -> None:
-    """Evaluate MOBIL for flat actor indices ``ci``; start lane changes in place."""
+    """Evaluate MOBIL for flat actor indices ``ci`` towards the left (``leftward``) or right
+    neighbour; start lane changes in place."""
     from sim.traffic import SortedEntries
 
     assert isinstance(ent, SortedEntries)
@@ -744,38 +767,32 @@ def _mobil(
     p = f(beh.politeness)[ci]
     thr = f(beh.lc_threshold)[ci]
     bsafe = f(beh.b_safe)[ci]
-    best = np.full(ci.size, -np.inf, np.float32)
-    best_lane = np.full(ci.size, -1, np.int32)
-    for side in (g.left, g.right):
-        tgt = side[lane]
-        okl = tgt >= 0
-        tgt_c = np.where(okl, tgt, lane).astype(np.int32)
-        okl &= g.lane_type[tgt_c] == R.LaneType.DRIVING
-        s_t = R.map_to_neighbor(g, lane, s, tgt_c)
-        nl, dnl = find_leader(ent, g, env, tgt_c, s_t, self_a, choice)
-        nf, dnf = find_follower(ent, g, env, tgt_c, s_t, self_a)
-        nlc, nfc = np.maximum(nl, 0), np.maximum(nf, 0)
-        gap_cl = np.where(nl >= 0, dnl - 0.5 * (ln + lall[nlc]), FREE_GAP).astype(np.float32)
-        gap_fc = np.where(nf >= 0, dnf - 0.5 * (ln + lall[nfc]), FREE_GAP).astype(np.float32)
-        a_c_new = idm_of(
-            self_a, v, gap_cl, np.where(nl >= 0, v - vall[nlc], 0.0).astype(np.float32)
-        )
-        # New follower n: behind the new leader now, behind c after.
-        gap_fl = np.where(
-            (nf >= 0) & (nl >= 0), dnf + dnl - 0.5 * (lall[nfc] + lall[nlc]), FREE_GAP
-        ).astype(np.float32)
-        a_n = idm_of(
-            nf, vall[nfc], gap_fl, np.where(nl >= 0, vall[nfc] - vall[nlc], 0.0).astype(np.float32)
-        )
-        a_n_new = idm_of(nf, vall[nfc], gap_fc, (vall[nfc] - v).astype(np.float32))
-        # Safe for the new follower *and* for the changer itself: without the second check a car
-        # already braking at IDM's floor sees no loss in a far worse gap.
-        safe = okl & (gap_cl > 0.5) & (gap_fc > 0.5) & (a_c_new >= -bsafe)
-        safe &= np.where(nf >= 0, a_n_new >= -bsafe, True)
-        gain = (a_c_new - a_c) + p * (np.where(nf >= 0, a_n_new - a_n, 0.0) + gain_o)
-        take = safe & (gain > thr) & (gain > best)
-        best = np.where(take, gain, best).astype(np.float32)
-        best_lane = np.where(take, tgt_c, best_lane)
+    tgt = np.where(leftward, g.left[lane], g.right[lane])
+    okl = tgt >= 0
+    tgt_c = np.where(okl, tgt, lane).astype(np.int32)
+    okl &= g.lane_type[tgt_c] == R.LaneType.DRIVING
+    s_t = R.map_to_neighbor(g, lane, s, tgt_c)
+    nl, dnl = find_leader(ent, g, env, tgt_c, s_t, self_a, choice)
+    nf, dnf = find_follower(ent, g, env, tgt_c, s_t, self_a)
+    nlc, nfc = np.maximum(nl, 0), np.maximum(nf, 0)
+    gap_cl = np.where(nl >= 0, dnl - 0.5 * (ln + lall[nlc]), FREE_GAP).astype(np.float32)
+    gap_fc = np.where(nf >= 0, dnf - 0.5 * (ln + lall[nfc]), FREE_GAP).astype(np.float32)
+    a_c_new = idm_of(self_a, v, gap_cl, np.where(nl >= 0, v - vall[nlc], 0.0).astype(np.float32))
+    # New follower n: behind the new leader now, behind c after.
+    gap_fl = np.where(
+        (nf >= 0) & (nl >= 0), dnf + dnl - 0.5 * (lall[nfc] + lall[nlc]), FREE_GAP
+    ).astype(np.float32)
+    a_n = idm_of(
+        nf, vall[nfc], gap_fl, np.where(nl >= 0, vall[nfc] - vall[nlc], 0.0).astype(np.float32)
+    )
+    a_n_new = idm_of(nf, vall[nfc], gap_fc, (vall[nfc] - v).astype(np.float32))
+    # Safe for the new follower *and* for the changer itself: without the second check a car
+    # already braking at IDM's floor sees no loss in a far worse gap.
+    safe = okl & (gap_cl > 0.5) & (gap_fc > 0.5) & (a_c_new >= -bsafe)
+    safe &= np.where(nf >= 0, a_n_new >= -bsafe, True)
+    gain = (a_c_new - a_c) + p * (np.where(nf >= 0, a_n_new - a_n, 0.0) + gain_o)
+    take = safe & (gain > thr)
+    best_lane = np.where(take, tgt_c, -1)
     go = best_lane >= 0
     if go.any():
         idx = ci[go]

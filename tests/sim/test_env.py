@@ -43,6 +43,7 @@ def test_vector_env_matches_single_envs_step_for_step() -> None:
     rng = np.random.default_rng(0)
     pending = np.zeros(B, bool)  # single envs are reset by hand where the vector autoresets
     ended_any = False
+    lane_changes = 0
     for _ in range(150):
         act = rng.uniform(-0.3, 1.0, (B, 2)).astype(np.float32)
         vo, vr, vt, vtr, _ = venv.step(act)
@@ -58,7 +59,10 @@ def test_vector_env_matches_single_envs_step_for_step() -> None:
             if t or tr:
                 pending[b] = True
                 ended_any = True
+        assert venv.state is not None
+        lane_changes += int((venv.state.lc_target >= 0).sum())
     assert ended_any, "no episode ended: autoreset untested"
+    assert lane_changes > 0, "no traffic lane change: MOBIL untested"
 
 
 def test_next_step_autoreset_and_episode_info() -> None:
