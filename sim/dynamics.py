@@ -59,8 +59,9 @@ def sanitize_action(action: NDArray[np.floating]) -> tuple[F32, NDArray[np.bool_
         (action (B, 2) float32, replaced (B,) bool).
     """
     a = np.asarray(action, np.float32)
-    bad = ~np.isfinite(a).all(axis=-1)
-    out = np.clip(np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
+    finite = np.isfinite(a)
+    out = np.minimum(np.maximum(np.where(finite, a, 0.0), -1.0), 1.0)
+    bad = ~finite.all(axis=-1)
     if bad.any():
         out[bad] = (0.0, -1.0)
     return out.astype(np.float32), np.asarray(bad, np.bool_)
@@ -103,7 +104,7 @@ def bicycle_step(
     """
     target = action[:, 0] * p.max_steer
     dmax = p.max_steer_rate * dt
-    new_steer = steer + np.clip(target - steer, -dmax, dmax)
+    new_steer = steer + np.minimum(np.maximum(target - steer, -dmax), dmax)
     a = longitudinal_accel(action[:, 1], speed, p)
     new_speed = np.maximum(speed + a * dt, 0.0)
     realised = (new_speed - speed) / dt

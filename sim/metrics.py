@@ -109,8 +109,9 @@ def evaluate(
 
 def reward(terms: dict[str, F32], weights: RewardWeights) -> F32:
     """Weighted sum of the named terms (B,)."""
-    w = weights.as_dict()
     total = np.zeros_like(next(iter(terms.values())), dtype=np.float32)
     for name, value in terms.items():
-        total += np.float32(w.get(name, 0.0)) * value
+        w = getattr(weights, name, 0.0)
+        if w:
+            total += np.float32(w) * value
     return total

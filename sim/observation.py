@@ -27,6 +27,7 @@ actors                 9 K    below     K nearest valid actors by centre distanc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,6 +38,7 @@ from sim.state import WorldState
 F32 = NDArray[np.float32]
 
 ACTOR_FEATURES = 9  # per nearby actor, see the module table
+TWO_PI = 2.0 * np.pi
 OBS_BOUND = 10.0  # every field is clipped to +-this (scaled units): keeps outliers finite
 MAX_SENSE_M = 100.0  # [m] actors further than this are not observed (beyond a mirror's range)
 
@@ -67,10 +69,12 @@ def obs_fields(cfg: ObsConfig) -> list[tuple[str, int]]:
     ]
 
 
+@lru_cache(maxsize=16)
 def obs_dim(cfg: ObsConfig) -> int:
     return sum(n for _, n in obs_fields(cfg))
 
 
+@lru_cache(maxsize=16)
 def obs_slices(cfg: ObsConfig) -> dict[str, slice]:
     """Where each field sits in the observation vector."""
     out, i = {}, 0
@@ -80,22 +84,25 @@ def obs_slices(cfg: ObsConfig) -> dict[str, slice]:
     return out
 
 
-def _wrap(a: F32) -> F32:
-    return ((a + np.pi) % (2 * np.pi) - np.pi).astype(np.float32)
-
-
 def observe(state: WorldState, road: R.LaneGraph, cfg: ObsConfig = ObsConfig()) -> F32:
     """Observation (B, obs_dim(cfg)) float32 of every environment's ego."""
     B, _N = state.x.shape
     lane, s, d = state.lane[:, 0], state.s[:, 0], state.d[:, 0]
-    out = np.zeros((B, obs_dim(cfg)), np.float32)
+    out = np.empty((B, obs_dim(cfg)), np.float32)
     sl = obs_slices(cfg)
+    i, f = R.segment_index(road, lane, s)  # one lookup serves every per-sample field here
+
+    def at(values: F32) -> F32:
+        v0 = values[i]
+        return v0 + (values[i + 1] - v0) * f
+
     out[:, sl["speed"]] = state.speed[:, :1] / 30.0
     out[:, sl["accel"]] = state.accel[:, :1] / 5.0
     out[:, sl["steer"]] = state.steer[:, :1] / 0.6
     out[:, sl["lane_offset"]] = d[:, None] / 2.0
-    head = R.interp(road, road.heading, lane, s)
-    out[:, sl["heading_error"]] = _wrap(state.yaw[:, 0] - head)[:, None] / np.pi
+    head_err = state.yaw[:, 0] - (road.heading[i] + road.dheading[i] * f)
+    head_err -= TWO_PI * np.floor((head_err + np.pi) / TWO_PI)
+    out[:, sl["heading_error"]] = head_err[:, None] / np.pi
     ahead = np.asarray(cfg.curvature_ahead_m, np.float32)
     la = np.repeat(lane[:, None], ahead.size, 1)
     sa = (s[:, None] + ahead[None, :]).astype(np.float32)
@@ -103,14 +110,16 @@ def observe(state: WorldState, road: R.LaneGraph, cfg: ObsConfig = ObsConfig()) 
     la, sa, _ = R.advance(road, la, sa, choice, max_hops=4)
     sa = np.minimum(sa, road.lane_length[la])
     out[:, sl["curvature_ahead"]] = R.interp(road, road.curvature, la, sa) * 50.0
-    out[:, sl["edge_left"]] = ((R.interp(road, road.left_edge, lane, s) - d) / 10.0)[:, None]
-    out[:, sl["edge_right"]] = ((R.interp(road, road.right_edge, lane, s) + d) / 10.0)[:, None]
-    out[:, sl["speed_limit"]] = (R.interp(road, road.speed_limit, lane, s) / 30.0)[:, None]
+    out[:, sl["edge_left"]] = ((at(road.left_edge) - d) / 10.0)[:, None]
+    out[:, sl["edge_right"]] = ((at(road.right_edge) + d) / 10.0)[:, None]
+    out[:, sl["speed_limit"]] = (at(road.speed_limit) / 30.0)[:, None]
     rl = np.maximum(state.route.length, 1e-3)
     out[:, sl["route_progress"]] = (state.progress / rl)[:, None]
-    out[:, sl["route_remaining"]] = (np.clip(rl - state.progress, 0, 500.0) / 500.0)[:, None]
+    remaining = np.minimum(np.maximum(rl - state.progress, 0.0), 500.0)
+    out[:, sl["route_remaining"]] = (remaining / 500.0)[:, None]
     out[:, sl["actors"]] = _nearby(state, cfg.num_actors).reshape(B, -1)
-    return np.clip(out, -OBS_BOUND, OBS_BOUND, out=out)
+    np.minimum(out, OBS_BOUND, out=out)
+    return np.maximum(out, -OBS_BOUND, out=out)
 
 
 def _nearby(state: WorldState, k: int) -> F32:
@@ -131,18 +140,20 @@ def _nearby(state: WorldState, k: int) -> F32:
         idx = np.argpartition(dist2, m, axis=1)[:, :m]
     else:
         idx = np.argsort(dist2, axis=1)[:, :m]
-    order = np.argsort(np.take_along_axis(dist2, idx, 1), axis=1)
-    idx = np.take_along_axis(idx, order, 1)
+    rows = np.arange(B)[:, None]
+    order = np.argsort(dist2[rows, idx], axis=1)
+    idx = idx[rows, order]
 
     def g(a: F32) -> F32:
-        return np.take_along_axis(a, idx, 1)
+        return a[rows, idx]
 
     valid = np.isfinite(g(dist2))
     c, sn = np.cos(state.yaw[:, :1]), np.sin(state.yaw[:, :1])
     rx, ry = g(dx), g(dy)
-    vx = g(state.speed * np.cos(state.yaw)) - state.speed[:, :1] * c
-    vy = g(state.speed * np.sin(state.yaw)) - state.speed[:, :1] * sn
-    dyaw = g(state.yaw) - state.yaw[:, :1]
+    yaw_k, v_k = g(state.yaw), g(state.speed)
+    vx = v_k * np.cos(yaw_k) - state.speed[:, :1] * c
+    vy = v_k * np.sin(yaw_k) - state.speed[:, :1] * sn
+    dyaw = yaw_k - state.yaw[:, :1]
     f = np.stack(
         [
             (c * rx + sn * ry) / 50.0,

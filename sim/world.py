@@ -613,7 +613,7 @@ def step(
     active = lc_target >= 0
     lc_elapsed = np.where(active, lc_elapsed + dt, 0.0).astype(np.float32)
     dur = np.maximum(beh.lc_duration, 1e-3)
-    phase = np.clip(lc_elapsed / dur, 0.0, 1.0)
+    phase = np.minimum(lc_elapsed / dur, 1.0)
     d_new = np.where(active, lc_offset * 0.5 * (1 - np.cos(np.pi * phase)), 0.0)
     d_dot = np.where(
         active & (phase < 1), lc_offset * np.pi / (2 * dur) * np.sin(np.pi * phase), 0.0
