@@ -64,7 +64,7 @@ def sanitize_action(action: NDArray[np.floating]) -> tuple[F32, NDArray[np.bool_
     bad = ~finite.all(axis=-1)
     if bad.any():
         out[bad] = (0.0, -1.0)
-    return out.astype(np.float32), np.asarray(bad, np.bool_)
+    return out.astype(np.float32, copy=False), np.asarray(bad, np.bool_)
 
 
 def longitudinal_accel(accel_cmd: F32, speed: F32, p: VehicleParams) -> F32:
@@ -77,7 +77,7 @@ def longitudinal_accel(accel_cmd: F32, speed: F32, p: VehicleParams) -> F32:
         GRAVITY * p.rolling_coef + 0.5 * AIR_DENSITY * p.drag_area * speed * speed / p.mass,
         0.0,
     )
-    return (throttle * traction - brake * p.max_decel - resist).astype(np.float32)
+    return (throttle * traction - brake * p.max_decel - resist).astype(np.float32, copy=False)
 
 
 def bicycle_step(

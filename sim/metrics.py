@@ -96,11 +96,11 @@ def evaluate(
     done = nxt.progress >= nxt.route.length - ROUTE_DONE_SLACK_M
     completed = done & ~(prev.progress >= prev.route.length - ROUTE_DONE_SLACK_M)
     terms = {
-        "progress": (nxt.progress - prev.progress).astype(np.float32),
-        "collision": collision.astype(np.float32),
-        "off_road": offr.astype(np.float32),
-        "route_completed": completed.astype(np.float32),
-        "speed": nxt.speed[:, 0].astype(np.float32),
+        "progress": (nxt.progress - prev.progress).astype(np.float32, copy=False),
+        "collision": collision.astype(np.float32, copy=False),
+        "off_road": offr.astype(np.float32, copy=False),
+        "route_completed": completed.astype(np.float32, copy=False),
+        "speed": nxt.speed[:, 0].astype(np.float32, copy=False),
     }
     terminated = collision | offr | done
     truncated = ~terminated & (nxt.time >= nxt.time_limit - 1e-4)

@@ -284,10 +284,10 @@ def assemble(
     """Pack lane drafts (dense polylines plus links) into a :class:`LaneGraph`."""
     lanes = [_resample(d, spacing) for d in drafts]
     counts = np.array([len(ln.x) for ln in lanes], np.int32)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32, copy=False)
 
     def cat(attr: str) -> F32:
-        return np.concatenate([getattr(ln, attr) for ln in lanes]).astype(np.float32)
+        return np.concatenate([getattr(ln, attr) for ln in lanes]).astype(np.float32, copy=False)
 
     lengths = np.array([np.hypot(np.diff(ln.x), np.diff(ln.y)).sum() for ln in lanes], np.float64)
     s = np.concatenate([np.linspace(0.0, lengths[i], counts[i]) for i in range(len(lanes))])
@@ -306,9 +306,9 @@ def assemble(
     graph = LaneGraph(
         x=cat("x"),
         y=cat("y"),
-        heading=heading.astype(np.float32),
-        dheading=dheading.astype(np.float32),
-        s=s.astype(np.float32),
+        heading=heading.astype(np.float32, copy=False),
+        dheading=dheading.astype(np.float32, copy=False),
+        s=s.astype(np.float32, copy=False),
         s_ref=cat("s_ref"),
         width=cat("width"),
         curvature=cat("curvature"),
@@ -317,13 +317,13 @@ def assemble(
         right_edge=cat("right_edge"),
         lane_start=starts,
         lane_npoints=counts,
-        lane_length=lengths.astype(np.float32),
-        lane_ds=(lengths / (counts - 1)).astype(np.float32),
+        lane_length=lengths.astype(np.float32, copy=False),
+        lane_ds=(lengths / (counts - 1)).astype(np.float32, copy=False),
         left=np.array([ln.left for ln in lanes], np.int32),
         right=np.array([ln.right for ln in lanes], np.int32),
         successors=succ,
         predecessors=pred,
-        num_successors=(succ >= 0).sum(1).astype(np.int32),
+        num_successors=(succ >= 0).sum(1).astype(np.int32, copy=False),
         section=np.array([ln.section for ln in lanes], np.int32),
         odr_road=np.array([ln.odr_road for ln in lanes], np.int32),
         odr_lane=np.array([ln.odr_lane for ln in lanes], np.int32),
@@ -483,8 +483,10 @@ def _wrap(a: NDArray[np.floating]) -> NDArray[np.floating]:
 def segment_index(g: LaneGraph, lane: I32, s: F32) -> tuple[I32, F32]:
     """Flat index of the segment start holding ``s`` and the fraction along it."""
     u = s / g.lane_ds[lane]
-    i = np.minimum(np.maximum(np.floor(u), 0.0), g.lane_npoints[lane] - 2).astype(np.int32)
-    frac = np.minimum(np.maximum(u - i, 0.0), 1.0).astype(np.float32)
+    i = np.minimum(np.maximum(np.floor(u), 0.0), g.lane_npoints[lane] - 2).astype(
+        np.int32, copy=False
+    )
+    frac = np.minimum(np.maximum(u - i, 0.0), 1.0).astype(np.float32, copy=False)
     return g.lane_start[lane] + i, frac
 
 
@@ -492,7 +494,7 @@ def interp(g: LaneGraph, values: F32, lane: I32, s: F32) -> F32:
     """Linear interpolation of a per-sample array at ``(lane, s)``; any broadcast shape."""
     i, f = segment_index(g, lane, s)
     v0 = values[i]
-    return (v0 + (values[i + 1] - v0) * f).astype(np.float32)
+    return (v0 + (values[i + 1] - v0) * f).astype(np.float32, copy=False)
 
 
 def lane_pose(g: LaneGraph, lane: I32, s: F32, d: F32) -> tuple[F32, F32, F32]:
@@ -504,24 +506,28 @@ def lane_pose(g: LaneGraph, lane: I32, s: F32, d: F32) -> tuple[F32, F32, F32]:
     x0, y0 = g.x[i], g.y[i]
     x = x0 + (g.x[i + 1] - x0) * f - d * np.sin(h)
     y = y0 + (g.y[i + 1] - y0) * f + d * np.cos(h)
-    return x.astype(np.float32), y.astype(np.float32), h.astype(np.float32)
+    return (
+        x.astype(np.float32, copy=False),
+        y.astype(np.float32, copy=False),
+        h.astype(np.float32, copy=False),
+    )
 
 
 def s_ref_to_s(g: LaneGraph, lane: I32, s_ref: F32) -> F32:
     """Centre-line ``s`` of ``lane`` at section reference coordinate ``s_ref`` (2 Newton steps)."""
     sec_len = g.section_length[g.section[lane]]
-    s = (s_ref * g.lane_length[lane] / np.maximum(sec_len, 1e-6)).astype(np.float32)
+    s = (s_ref * g.lane_length[lane] / np.maximum(sec_len, 1e-6)).astype(np.float32, copy=False)
     for _ in range(2):
         i, f = segment_index(g, lane, s)
         r = g.s_ref[i] * (1 - f) + g.s_ref[i + 1] * f
         slope = (g.s_ref[i + 1] - g.s_ref[i]) / g.lane_ds[lane]
         s = s + (s_ref - r) / np.maximum(slope, 1e-3)
-    return np.minimum(np.maximum(s, 0.0), g.lane_length[lane]).astype(np.float32)
+    return np.minimum(np.maximum(s, 0.0), g.lane_length[lane]).astype(np.float32, copy=False)
 
 
 def map_to_neighbor(g: LaneGraph, lane: I32, s: F32, other: I32) -> F32:
     """``s`` on a parallel lane ``other`` (same section) at the same reference coordinate."""
-    safe = np.where(other >= 0, other, lane).astype(np.int32)
+    safe = np.where(other >= 0, other, lane).astype(np.int32, copy=False)
     return s_ref_to_s(g, safe, interp(g, g.s_ref, lane, s))
 
 
@@ -546,8 +552,8 @@ def advance(
         nsucc = g.num_successors[lane]
         has = over & (nsucc > 0)
         nxt = g.successors[lane, choice % np.maximum(nsucc, 1)]
-        s = np.where(has, s - g.lane_length[lane], s).astype(np.float32)
-        lane = np.where(has, nxt, lane).astype(np.int32)
+        s = np.where(has, s - g.lane_length[lane], s).astype(np.float32, copy=False)
+        lane = np.where(has, nxt, lane).astype(np.int32, copy=False)
         ended |= over & (nsucc == 0)
     return lane, s, ended
 
@@ -600,10 +606,10 @@ def _project_on(
     d = pick(ex * qy - ey * qx) / segl
     return (
         k,
-        pick(t).astype(np.float32),
-        d.astype(np.float32),
-        pick(score).astype(np.float32),
-        pick(dist).astype(np.float32),
+        pick(t).astype(np.float32, copy=False),
+        d.astype(np.float32, copy=False),
+        pick(score).astype(np.float32, copy=False),
+        pick(dist).astype(np.float32, copy=False),
     )
 
 
@@ -631,7 +637,7 @@ def project_global(
     ok = ~last
     if drivable_only:
         ok &= g.lane_type[seg_lane] == LaneType.DRIVING
-    seg_start = np.nonzero(ok)[0].astype(np.int32)
+    seg_start = np.nonzero(ok)[0].astype(np.int32, copy=False)
     lane_out = np.empty(qx.shape, np.int32)
     s_out = np.empty(qx.shape, np.float32)
     d_out = np.empty(qx.shape, np.float32)
@@ -666,7 +672,7 @@ def project_global(
 
 def _finish(g: LaneGraph, lane: I32, s: F32, d: F32, dist: F32, yaw: F32 | None) -> Projection:
     he = np.zeros_like(s) if yaw is None else _wrap(yaw - interp(g, g.heading, lane, s))
-    return Projection(lane, s, d, dist, he.astype(np.float32))
+    return Projection(lane, s, d, dist, he.astype(np.float32, copy=False))
 
 
 def project_tracking(
@@ -689,7 +695,7 @@ def project_tracking(
     lane = np.asarray(lane, np.int32)
     s_prev = np.asarray(s, np.float32)
     w = np.arange(-PROJECT_WINDOW, PROJECT_WINDOW + 1, dtype=np.int32)
-    centre = np.floor(s_prev / g.lane_ds[lane]).astype(np.int32)
+    centre = np.floor(s_prev / g.lane_ds[lane]).astype(np.int32, copy=False)
     idx = centre[:, None] + w
     nseg = (g.lane_npoints[lane] - 1)[:, None]
     ok = (idx >= 0) & (idx < nseg)
@@ -702,7 +708,7 @@ def project_tracking(
     at_end = ((seg_i == nseg[:, 0] - 1) & (t >= 1.0)) | ((seg_i == 0) & (t <= 0.0))
     settled = (np.abs(d) <= half_w) & ~at_edge & ~at_end & (dist <= np.abs(d) + 1e-3)
     new_lane = lane.copy()
-    new_s = (g.s[best] + t * g.lane_ds[lane]).astype(np.float32)
+    new_s = (g.s[best] + t * g.lane_ds[lane]).astype(np.float32, copy=False)
     d = d.copy()
     rest = np.nonzero(~settled)[0]
     if rest.size:
@@ -738,8 +744,8 @@ def _project_wide(
         -1,
     )
     valid_c = cands >= 0
-    cl = np.where(valid_c, cands, lane[:, None]).astype(np.int32)
-    centre = np.floor(guess / g.lane_ds[cl]).astype(np.int32)
+    cl = np.where(valid_c, cands, lane[:, None]).astype(np.int32, copy=False)
+    centre = np.floor(guess / g.lane_ds[cl]).astype(np.int32, copy=False)
     w = np.arange(-PROJECT_WINDOW, PROJECT_WINDOW + 1, dtype=np.int32)
     idx = centre[..., None] + w  # (Q, 7, W)
     nseg = (g.lane_npoints[cl] - 1)[..., None]
@@ -751,8 +757,8 @@ def _project_wide(
     k, t, d, score, dist = _project_on(g, x, y, yaw, flat, ok)
     rows = np.arange(k.size)
     best = flat[rows, k]
-    new_lane = cl[rows, k // w.size].astype(np.int32)
-    new_s = (g.s[best] + t * g.lane_ds[new_lane]).astype(np.float32)
+    new_lane = cl[rows, k // w.size].astype(np.int32, copy=False)
+    new_s = (g.s[best] + t * g.lane_ds[new_lane]).astype(np.float32, copy=False)
     lost = ~np.isfinite(score) | (np.abs(d) > 3.0 * g.width[best])
     if lost.any():
         pg = project_global(g, x[lost], y[lost], yaw[lost])

@@ -74,7 +74,7 @@ def idm_accel(
     free_road = np.maximum(1.0 - ratio**IDM_DELTA, -b_comf / a_max)
     free = np.where(stopping, np.where(v > 0, -b_comf / a_max, 0.0), free_road)
     acc = a_max * (free - (s_star / g) ** 2)
-    out: F32 = np.maximum(acc, -MAX_DECEL).astype(np.float32)
+    out: F32 = np.maximum(acc, -MAX_DECEL).astype(np.float32, copy=False)
     return out
 
 
@@ -110,7 +110,7 @@ def sort_entries(
     lane_a = np.where(valid, lane, L).reshape(-1).astype(np.int64)
     lane_b = np.where(valid & (lane2 >= 0), lane2, L).reshape(-1).astype(np.int64)
     group = np.concatenate([env * (L + 1) + lane_a, env * (L + 1) + lane_b])
-    sv = np.concatenate([s.reshape(-1), s2.reshape(-1)]).astype(np.float32)
+    sv = np.concatenate([s.reshape(-1), s2.reshape(-1)]).astype(np.float32, copy=False)
     keys = group.astype(np.float64) * span + sv
     order = np.argsort(keys, kind="stable")
     actor = np.concatenate([np.arange(B * N), np.arange(B * N)]).astype(np.int64)
@@ -151,7 +151,7 @@ def find_leader(
     ic = np.minimum(idx, M - 1)
     hit = ok & (ent.group[ic] == grp)
     leader = np.where(hit, ent.actor[ic], -1)
-    dist = np.where(hit, ent.s[ic] - s, FREE_GAP).astype(np.float32)
+    dist = np.where(hit, ent.s[ic] - s, FREE_GAP).astype(np.float32, copy=False)
     # Nothing ahead on this lane: first entry of the successor lane.
     miss = np.nonzero(~hit)[0]
     if miss.size:
@@ -191,7 +191,7 @@ def find_follower(
     ic = np.maximum(idx, 0)
     hit = (idx >= 0) & (ent.group[ic] == grp)
     follower = np.where(hit, ent.actor[ic], -1)
-    dist = np.where(hit, s - ent.s[ic], FREE_GAP).astype(np.float32)
+    dist = np.where(hit, s - ent.s[ic], FREE_GAP).astype(np.float32, copy=False)
     miss = np.nonzero(~hit)[0]
     if miss.size:
         ln = lane[miss]

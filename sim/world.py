@@ -187,7 +187,7 @@ def _sample_traffic(
     t = spec.traffic
     if t.count == 0:
         return _Actors.empty()
-    lanes = np.nonzero(g.lane_type == R.LaneType.DRIVING)[0].astype(np.int32)
+    lanes = np.nonzero(g.lane_type == R.LaneType.DRIVING)[0].astype(np.int32, copy=False)
     total = road_length(g, spec.ego.road)
     lo, hi = (t.s_range[0], t.s_range[1]) if t.s_range else (0.0, total)
     span = max(hi - lo, 0.0)
@@ -203,7 +203,7 @@ def _sample_traffic(
     lane, u = lane[order], u[order]
     first = np.repeat(np.cumsum(k) - k, k)
     rank = np.arange(lane.size) - first
-    s_ref = (lo + u + rank * pitch + TRAFFIC_LENGTH_M / 2).astype(np.float32)
+    s_ref = (lo + u + rank * pitch + TRAFFIC_LENGTH_M / 2).astype(np.float32, copy=False)
     s = R.s_ref_to_s(g, lane, s_ref)
     keep = s + TRAFFIC_LENGTH_M / 2 <= g.lane_length[lane]
     if len(fixed):
@@ -224,13 +224,13 @@ def _sample_traffic(
     f32 = np.float32
     return _Actors(
         lane,
-        s.astype(f32),
+        s.astype(f32, copy=False),
         np.zeros(n, f32),
-        speed.astype(f32),
+        speed.astype(f32, copy=False),
         np.full(n, TRAFFIC_LENGTH_M, f32),
-        width.astype(f32),
+        width.astype(f32, copy=False),
         np.full(n, int(ActorType.VEHICLE), np.int8),
-        beh.astype(f32),
+        beh.astype(f32, copy=False),
     )
 
 
@@ -265,7 +265,7 @@ def _cap_start_speeds(fixed: _Actors, traffic: _Actors, g: R.LaneGraph) -> _Acto
         traffic.lane,
         traffic.s,
         traffic.d,
-        np.minimum(traffic.speed, v_max).astype(np.float32),
+        np.minimum(traffic.speed, v_max).astype(np.float32, copy=False),
         traffic.length,
         traffic.width,
         traffic.atype,
@@ -480,24 +480,30 @@ def _fire_events(st: WorldState, road: R.LaneGraph) -> WorldState:
     kind = pick(ev.kind)
     speed_ev = has & ((kind == EventKind.SET_SPEED) | (kind == EventKind.STOP))
     tgt = np.where(kind == EventKind.STOP, 0.0, pick(ev.target_speed))
-    v0 = np.where(speed_ev, tgt, st.behavior.v0).astype(np.float32)
+    v0 = np.where(speed_ev, tgt, st.behavior.v0).astype(np.float32, copy=False)
     brake = np.where(speed_ev & (st.speed > tgt), pick(ev.decel), st.brake_decel)
     lc_ev = has & (kind == EventKind.LANE_CHANGE) & (st.lc_target < 0)
     dirn = pick(ev.direction)
     nb = np.where(dirn > 0, road.left[st.lane], road.right[st.lane])
     start = lc_ev & (nb >= 0)
-    lc_target = np.where(start, nb, st.lc_target).astype(np.int32)
+    lc_target = np.where(start, nb, st.lc_target).astype(np.int32, copy=False)
     w_here = R.interp(road, road.width, st.lane, st.s)
-    w_nb = R.interp(road, road.width, np.where(nb >= 0, nb, st.lane).astype(np.int32), st.s)
-    lc_offset = np.where(start, dirn * 0.5 * (w_here + w_nb), st.lc_offset).astype(np.float32)
-    lc_dur = np.where(start, pick(ev.duration), st.behavior.lc_duration).astype(np.float32)
+    w_nb = R.interp(
+        road, road.width, np.where(nb >= 0, nb, st.lane).astype(np.int32, copy=False), st.s
+    )
+    lc_offset = np.where(start, dirn * 0.5 * (w_here + w_nb), st.lc_offset).astype(
+        np.float32, copy=False
+    )
+    lc_dur = np.where(start, pick(ev.duration), st.behavior.lc_duration).astype(
+        np.float32, copy=False
+    )
     return replace(
         st,
         behavior=replace(st.behavior, v0=v0, lc_duration=lc_dur),
-        brake_decel=brake.astype(np.float32),
+        brake_decel=brake.astype(np.float32, copy=False),
         lc_target=lc_target,
         lc_offset=lc_offset,
-        lc_elapsed=np.where(start, 0.0, st.lc_elapsed).astype(np.float32),
+        lc_elapsed=np.where(start, 0.0, st.lc_elapsed).astype(np.float32, copy=False),
         events=replace(ev, fired=ev.fired | first),
     )
 
@@ -557,15 +563,17 @@ def step(
         dist[ci] = np.where(closer, d2, dist[ci])
     has_lead = lead >= 0
     lead_c = np.maximum(lead, 0)
-    gap = np.where(has_lead, dist - 0.5 * (len_f + len_f[lead_c]), FREE_GAP).astype(np.float32)
-    dv = np.where(has_lead, v_f - v_f[lead_c], 0.0).astype(np.float32)
+    gap = np.where(has_lead, dist - 0.5 * (len_f + len_f[lead_c]), FREE_GAP).astype(
+        np.float32, copy=False
+    )
+    dv = np.where(has_lead, v_f - v_f[lead_c], 0.0).astype(np.float32, copy=False)
     acc = idm_accel(
         v_f, bf(beh.v0), gap, dv, bf(beh.headway), bf(beh.min_gap), bf(beh.a_max), bf(beh.b_comf)
     )
     brake = bf(st.brake_decel)
     braking = (brake > 0) & (v_f > bf(beh.v0) + STOPPED_EPS)
     acc = np.where(braking, np.minimum(acc, -brake), acc)
-    new_brake = np.where(braking, brake, 0.0).astype(np.float32).reshape(B, N)
+    new_brake = np.where(braking, brake, 0.0).astype(np.float32, copy=False).reshape(B, N)
 
     # --- MOBIL lane-change decisions (staggered subset) --------------------------------------
     lc_target = st.lc_target.copy()
@@ -609,9 +617,9 @@ def step(
     ds = np.where(
         v_new > 0, 0.5 * (st.speed + v_new) * dt, st.speed**2 / np.maximum(2 * np.abs(acc2), 1e-6)
     )
-    s_new = (st.s + ds).astype(np.float32)
+    s_new = (st.s + ds).astype(np.float32, copy=False)
     active = lc_target >= 0
-    lc_elapsed = np.where(active, lc_elapsed + dt, 0.0).astype(np.float32)
+    lc_elapsed = np.where(active, lc_elapsed + dt, 0.0).astype(np.float32, copy=False)
     dur = np.maximum(beh.lc_duration, 1e-3)
     phase = np.minimum(lc_elapsed / dur, 1.0)
     d_new = np.where(active, lc_offset * 0.5 * (1 - np.cos(np.pi * phase)), 0.0)
@@ -621,13 +629,15 @@ def step(
     done_lc = active & (phase >= 1.0)
     lane_new = st.lane.copy()
     if done_lc.any():
-        tgt = np.where(done_lc, lc_target, st.lane).astype(np.int32)
+        tgt = np.where(done_lc, lc_target, st.lane).astype(np.int32, copy=False)
         s_new = np.where(done_lc, R.map_to_neighbor(g, st.lane, s_new, tgt), s_new)
         lane_new = tgt
         d_new = np.where(done_lc, 0.0, d_new)
         lc_target = np.where(done_lc, -1, lc_target)
         lc_offset = np.where(done_lc, 0.0, lc_offset)
-    lane_adv, s_adv, ended = R.advance(g, lane_new, s_new.astype(np.float32), st.route_choice)
+    lane_adv, s_adv, ended = R.advance(
+        g, lane_new, s_new.astype(np.float32, copy=False), st.route_choice
+    )
     moved = lane_adv != lane_new
     if (moved & (lc_target >= 0)).any():
         # A lane change that runs across a lane end continues from the successor lane.
@@ -638,7 +648,7 @@ def step(
         d_new = np.where(lost, 0.0, d_new)
         lc_offset = np.where(lost, 0.0, lc_offset)
         lc_target = np.where(lost, -1, lc_target)
-    tx, ty, th = R.lane_pose(g, lane_adv, s_adv, d_new.astype(np.float32))
+    tx, ty, th = R.lane_pose(g, lane_adv, s_adv, d_new.astype(np.float32, copy=False))
     tyaw = th + np.arctan2(d_dot, np.maximum(v_new, 0.1))
     valid = st.valid & ~(ended & (np.arange(N) > 0)[None, :])
 
@@ -662,16 +672,20 @@ def step(
         return out
 
     f32 = np.float32
-    x = with_ego(tx, ex).astype(f32)
-    y = with_ego(ty, ey).astype(f32)
-    yaw = with_ego(((tyaw + np.pi) % (2 * np.pi) - np.pi).astype(f32), eyaw).astype(f32)
-    speed = with_ego(v_new.astype(f32), ev).astype(f32)
-    accel = with_ego(np.where(st.valid, acc2, 0.0).astype(f32), eacc).astype(f32)
-    steer = with_ego(np.zeros_like(st.steer), esteer).astype(f32)
-    lane = with_ego(lane_adv, proj.lane).astype(np.int32)
-    s = with_ego(s_adv, proj.s).astype(f32)
-    d = with_ego(d_new.astype(f32), proj.d).astype(f32)
-    lane_dist = with_ego(np.abs(d), proj.distance).astype(f32)
+    x = with_ego(tx, ex).astype(f32, copy=False)
+    y = with_ego(ty, ey).astype(f32, copy=False)
+    yaw = with_ego(((tyaw + np.pi) % (2 * np.pi) - np.pi).astype(f32, copy=False), eyaw).astype(
+        f32, copy=False
+    )
+    speed = with_ego(v_new.astype(f32, copy=False), ev).astype(f32, copy=False)
+    accel = with_ego(np.where(st.valid, acc2, 0.0).astype(f32, copy=False), eacc).astype(
+        f32, copy=False
+    )
+    steer = with_ego(np.zeros_like(st.steer), esteer).astype(f32, copy=False)
+    lane = with_ego(lane_adv, proj.lane).astype(np.int32, copy=False)
+    s = with_ego(s_adv, proj.s).astype(f32, copy=False)
+    d = with_ego(d_new.astype(f32, copy=False), proj.d).astype(f32, copy=False)
+    lane_dist = with_ego(np.abs(d), proj.distance).astype(f32, copy=False)
     lc_target[:, 0] = -1
 
     route, progress = _route_progress(st, g, proj.lane, proj.s)
@@ -687,12 +701,12 @@ def step(
         s=s,
         d=d,
         valid=valid,
-        lc_target=lc_target.astype(np.int32),
+        lc_target=lc_target.astype(np.int32, copy=False),
         lc_elapsed=lc_elapsed,
-        lc_offset=lc_offset.astype(f32),
+        lc_offset=lc_offset.astype(f32, copy=False),
         brake_decel=new_brake,
         route=route,
-        time=(st.time + dt).astype(f32),
+        time=(st.time + dt).astype(f32, copy=False),
         step_count=st.step_count + 1,
         progress=progress,
         prev_progress=st.progress,
@@ -755,12 +769,14 @@ def _mobil(
     lc = np.maximum(lead[ci], 0)
     has_l = lead[ci] >= 0
     # o -> c's leader: centre distance dfo + gap_c + (l_c + l_lead) / 2, minus half lengths.
-    gap_o_new = np.where(has_l, dfo + gap[ci] + 0.5 * (ln - lall[foc]), FREE_GAP).astype(np.float32)
+    gap_o_new = np.where(has_l, dfo + gap[ci] + 0.5 * (ln - lall[foc]), FREE_GAP).astype(
+        np.float32, copy=False
+    )
     a_o_new = idm_of(
         fo,
         vall[foc],
-        gap_o_new.astype(np.float32),
-        np.where(has_l, vall[foc] - vall[lc], 0.0).astype(np.float32),
+        gap_o_new.astype(np.float32, copy=False),
+        np.where(has_l, vall[foc] - vall[lc], 0.0).astype(np.float32, copy=False),
     )
     gain_o = np.where(has_o, a_o_new - a_o, 0.0)
     a_c = acc[ci]
@@ -769,23 +785,32 @@ def _mobil(
     bsafe = f(beh.b_safe)[ci]
     tgt = np.where(leftward, g.left[lane], g.right[lane])
     okl = tgt >= 0
-    tgt_c = np.where(okl, tgt, lane).astype(np.int32)
+    tgt_c = np.where(okl, tgt, lane).astype(np.int32, copy=False)
     okl &= g.lane_type[tgt_c] == R.LaneType.DRIVING
     s_t = R.map_to_neighbor(g, lane, s, tgt_c)
     nl, dnl = find_leader(ent, g, env, tgt_c, s_t, self_a, choice)
     nf, dnf = find_follower(ent, g, env, tgt_c, s_t, self_a)
     nlc, nfc = np.maximum(nl, 0), np.maximum(nf, 0)
-    gap_cl = np.where(nl >= 0, dnl - 0.5 * (ln + lall[nlc]), FREE_GAP).astype(np.float32)
-    gap_fc = np.where(nf >= 0, dnf - 0.5 * (ln + lall[nfc]), FREE_GAP).astype(np.float32)
-    a_c_new = idm_of(self_a, v, gap_cl, np.where(nl >= 0, v - vall[nlc], 0.0).astype(np.float32))
+    gap_cl = np.where(nl >= 0, dnl - 0.5 * (ln + lall[nlc]), FREE_GAP).astype(
+        np.float32, copy=False
+    )
+    gap_fc = np.where(nf >= 0, dnf - 0.5 * (ln + lall[nfc]), FREE_GAP).astype(
+        np.float32, copy=False
+    )
+    a_c_new = idm_of(
+        self_a, v, gap_cl, np.where(nl >= 0, v - vall[nlc], 0.0).astype(np.float32, copy=False)
+    )
     # New follower n: behind the new leader now, behind c after.
     gap_fl = np.where(
         (nf >= 0) & (nl >= 0), dnf + dnl - 0.5 * (lall[nfc] + lall[nlc]), FREE_GAP
-    ).astype(np.float32)
+    ).astype(np.float32, copy=False)
     a_n = idm_of(
-        nf, vall[nfc], gap_fl, np.where(nl >= 0, vall[nfc] - vall[nlc], 0.0).astype(np.float32)
+        nf,
+        vall[nfc],
+        gap_fl,
+        np.where(nl >= 0, vall[nfc] - vall[nlc], 0.0).astype(np.float32, copy=False),
     )
-    a_n_new = idm_of(nf, vall[nfc], gap_fc, (vall[nfc] - v).astype(np.float32))
+    a_n_new = idm_of(nf, vall[nfc], gap_fc, (vall[nfc] - v).astype(np.float32, copy=False))
     # Safe for the new follower *and* for the changer itself: without the second check a car
     # already braking at IDM's floor sees no loss in a far worse gap.
     safe = okl & (gap_cl > 0.5) & (gap_fc > 0.5) & (a_c_new >= -bsafe)
@@ -825,10 +850,10 @@ def _route_progress(st: WorldState, g: R.LaneGraph, lane: I32, s: F32) -> tuple[
     half = 0.5 * g.section_length[np.maximum(sec, 0)]
     wrapped = (sec == cur) & (s_ref < prev_ref - half)
     advance = (rt.index + 1 < Rn) & (nxt == sec) & ((nxt != cur) | wrapped)
-    index = np.where(advance, nxt_i, rt.index).astype(np.int32)
+    index = np.where(advance, nxt_i, rt.index).astype(np.int32, copy=False)
     on = rt.sections[b, index] == sec
     prog = rt.cum_length[b, index] + s_ref
-    progress = np.where(on, prog, st.progress).astype(np.float32)
+    progress = np.where(on, prog, st.progress).astype(np.float32, copy=False)
     return replace(rt, index=index), progress
 
 
