@@ -35,11 +35,12 @@ from numpy.typing import NDArray
 
 from sim import metrics as M
 from sim import world
+from sim.backend import EmbeddedBackend, SimBackend
 from sim.dynamics import VehicleParams, sanitize_action
 from sim.observation import OBS_BOUND, ObsConfig, obs_dim, observe
 from sim.road import LaneGraph
 from sim.scenario import ScenarioSpec, SpecError, build_road, check_on_road, load_spec
-from sim.state import WorldState, put_envs
+from sim.state import WorldState
 
 ScenarioSource = ScenarioSpec | Sequence[ScenarioSpec] | str | Path | None
 
@@ -123,25 +124,31 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._rngs: list[np.random.Generator] = []
-        self.state: WorldState | None = None
+        self.backend: SimBackend = EmbeddedBackend(self.road, self.params, self.num_actors)
         self._autoreset = np.zeros(num_envs, np.bool_)
         self._ep_return = np.zeros(num_envs, np.float64)
         self._ep_length = np.zeros(num_envs, np.int64)
 
     # -- episodes -------------------------------------------------------------------------------
 
-    def _fresh(self, envs: NDArray[np.intp]) -> WorldState:
+    @property
+    def state(self) -> WorldState | None:
+        """The backend's current world (None before the first reset)."""
+        return self.backend.state
+
+    def _start(self, mask: NDArray[np.bool_]) -> None:
+        """New episodes where ``mask``: pick each env's spec and traffic generator, reset."""
         specs, rngs = [], []
-        for b in envs:
+        for b in np.nonzero(mask)[0]:
             rng = self._rngs[b]
             sp = (
                 self.specs[int(rng.integers(len(self.specs)))]
                 if len(self.specs) > 1
-                else self.specs[0]
+                else (self.specs[0])
             )
             specs.append(sp)
             rngs.append(np.random.default_rng(sp.seed) if sp.seed is not None else rng)
-        return world.reset(specs, self.road, rngs, self.num_actors, check=False)
+        self.backend.reset(mask, specs, rngs)
 
     def reset(
         self,
@@ -172,11 +179,8 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
             for b in np.nonzero(mask)[0]:
                 if seeds[b] is not None:
                     self._rngs[b] = np.random.default_rng(seeds[b])
-        envs = np.nonzero(mask)[0]
-        fresh = self._fresh(envs)
-        self.state = (
-            fresh if self.state is None or mask.all() else put_envs(self.state, mask, fresh)
-        )
+        self._start(mask)
+        assert self.state is not None
         self._autoreset[mask] = False
         self._ep_return[mask] = 0.0
         self._ep_length[mask] = 0
@@ -197,10 +201,9 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
             raise ValueError(f"actions: expected shape ({self.num_envs}, 2), got {a.shape}")
         executed, replaced = sanitize_action(a)
         prev = self.state
-        nxt = world.step(prev, executed, self.params, self.road)
+        nxt = self.backend.step(executed)
         out = M.evaluate(prev, executed, nxt, self.road)
         rew = M.reward(out.terms, self.weights)
-        self.state = nxt
         return nxt, out, rew, executed, replaced
 
     def step(
@@ -229,9 +232,7 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
             }
             info["_episode"] = ended
         if was.any():
-            assert self.state is not None
-            envs = np.nonzero(was)[0]
-            self.state = put_envs(self.state, was, self._fresh(envs))
+            self._start(was)
             rew[was] = 0.0
             term[was] = False
             trunc[was] = False
@@ -269,7 +270,7 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
         )
 
     def close_extras(self, **kwargs: Any) -> None:
-        self.state = None
+        self.backend.close()
 
 
 class DriveEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
