@@ -565,8 +565,8 @@ class Projection:
     lane: I32
     s: F32
     d: F32
-    distance: F32  # [m] |d|, distance to the matched centre line
-    heading_error: F32  # [rad] query yaw minus lane heading, wrapped
+    distance: F32  # [m] distance to the matched centre line (> |d| past a lane end)
+    s_ref: F32  # [m] the section reference coordinate of the match
 
 
 def _project_on(
@@ -666,13 +666,11 @@ def project_global(
         s_out.reshape(shape),
         d_out.reshape(shape),
         dist_out.reshape(shape),
-        None if qyaw is None else qyaw.reshape(shape),
     )
 
 
-def _finish(g: LaneGraph, lane: I32, s: F32, d: F32, dist: F32, yaw: F32 | None) -> Projection:
-    he = np.zeros_like(s) if yaw is None else _wrap(yaw - interp(g, g.heading, lane, s))
-    return Projection(lane, s, d, dist, he.astype(np.float32, copy=False))
+def _finish(g: LaneGraph, lane: I32, s: F32, d: F32, dist: F32) -> Projection:
+    return Projection(lane, s, d, dist, interp(g, g.s_ref, lane, s))
 
 
 def project_tracking(
@@ -700,24 +698,29 @@ def project_tracking(
     nseg = (g.lane_npoints[lane] - 1)[:, None]
     ok = (idx >= 0) & (idx < nseg)
     flat = g.lane_start[lane][:, None] + np.minimum(np.maximum(idx, 0), nseg - 1)
-    k, t, d, _, dist = _project_on(g, x, y, yaw, flat, ok)
+    # One lane: no heading tie-break needed (yaw=None saves a dozen array ops per step).
+    k, t, d, _, dist = _project_on(g, x, y, None, flat, ok)
     best = flat[np.arange(k.size), k]
     seg_i = best - g.lane_start[lane]
-    half_w = 0.5 * g.width[best]
-    at_edge = ((k == 0) & (seg_i > 0)) | ((k == w.size - 1) & (seg_i < nseg[:, 0] - 1))
-    at_end = ((seg_i == nseg[:, 0] - 1) & (t >= 1.0)) | ((seg_i == 0) & (t <= 0.0))
-    settled = (np.abs(d) <= half_w) & ~at_edge & ~at_end & (dist <= np.abs(d) + 1e-3)
+    last = nseg[:, 0] - 1
+    at_edge = ((k == 0) & (seg_i > 0)) | ((k == w.size - 1) & (seg_i < last))
+    at_end = ((seg_i == last) & (t >= 1.0)) | ((seg_i == 0) & (t <= 0.0))
+    absd = np.abs(d)
+    settled = (absd <= 0.5 * g.width[best]) & ~at_edge & ~at_end & (dist <= absd + 1e-3)
+    new_s = g.s[best] + t * g.lane_ds[lane]
+    r0 = g.s_ref[best]
+    s_ref = r0 + (g.s_ref[best + 1] - r0) * t
+    if settled.all():
+        return Projection(lane, new_s, d, dist, s_ref)
     new_lane = lane.copy()
-    new_s = (g.s[best] + t * g.lane_ds[lane]).astype(np.float32, copy=False)
-    d = d.copy()
     rest = np.nonzero(~settled)[0]
-    if rest.size:
-        rl, rs, rd, rdist = _project_wide(g, x[rest], y[rest], yaw[rest], lane[rest], s_prev[rest])
-        new_lane[rest] = rl
-        new_s[rest] = rs
-        d[rest] = rd
-        dist[rest] = rdist
-    return _finish(g, new_lane, new_s, d, dist, yaw)
+    rl, rs, rd, rdist = _project_wide(g, x[rest], y[rest], yaw[rest], lane[rest], s_prev[rest])
+    new_lane[rest] = rl
+    new_s[rest] = rs
+    d[rest] = rd
+    dist[rest] = rdist
+    s_ref[rest] = interp(g, g.s_ref, rl, rs)
+    return Projection(new_lane, new_s, d, dist, s_ref)
 
 
 def _project_wide(

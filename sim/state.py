@@ -83,7 +83,8 @@ class Route:
     """The ego's route as a chain of lane sections, (B, R) with a (B, R + 1) cumulative length.
 
     ``index`` (B,) is the ego's current position in the chain, ``length`` (B,) the distance to
-    drive [m] from the start, ``start_offset`` (B,) the reference ``s`` of the start on section 0.
+    drive [m] from the start, ``start_offset`` (B,) the reference ``s`` of the start on section 0,
+    ``s_ref`` (B,) the ego's reference ``s`` on its section at the last step.
     """
 
     sections: I32
@@ -91,6 +92,7 @@ class Route:
     index: I32
     length: F32
     start_offset: F32
+    s_ref: F32
 
 
 @dataclass(frozen=True)

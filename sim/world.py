@@ -413,7 +413,7 @@ def reset(
         ev_kind, ev_trig, ev_val, ev_tgt, ev_dec, ev_dir, ev_dur, np.zeros((B, N, E), np.bool_)
     )
     s_ref0 = R.interp(road, road.s_ref, lane[:, 0], s[:, 0])
-    route = Route(r_secs, r_cum, np.zeros(B, np.int32), r_len, s_ref0)
+    route = Route(r_secs, r_cum, np.zeros(B, np.int32), r_len, s_ref0, s_ref0.copy())
     progress = np.zeros(B, f32)
     return WorldState(
         x=x,
@@ -688,7 +688,7 @@ def step(
     lane_dist = with_ego(np.abs(d), proj.distance).astype(f32, copy=False)
     lc_target[:, 0] = -1
 
-    route, progress = _route_progress(st, g, proj.lane, proj.s)
+    route, progress = _route_progress(st, g, proj)
     return replace(
         st,
         x=x,
@@ -830,7 +830,7 @@ def _mobil(
         lc_elapsed.reshape(-1)[idx] = 0.0
 
 
-def _route_progress(st: WorldState, g: R.LaneGraph, lane: I32, s: F32) -> tuple[Route, F32]:
+def _route_progress(st: WorldState, g: R.LaneGraph, proj: R.Projection) -> tuple[Route, F32]:
     """Advance the ego's position in its section chain and measure progress [m].
 
     The ego stays in its chain entry while on that section (any lane of it), moves to the next
@@ -838,12 +838,12 @@ def _route_progress(st: WorldState, g: R.LaneGraph, lane: I32, s: F32) -> tuple[
     route) keeps its last progress.
     """
     rt = st.route
-    B = lane.shape[0]
+    B = proj.lane.shape[0]
     b = np.arange(B)
     Rn = rt.sections.shape[1]
-    sec = g.section[lane]
-    s_ref = R.interp(g, g.s_ref, lane, s)
-    prev_ref = R.interp(g, g.s_ref, st.lane[:, 0], st.s[:, 0])
+    sec = g.section[proj.lane]
+    s_ref = proj.s_ref
+    prev_ref = rt.s_ref
     cur = rt.sections[b, rt.index]
     nxt_i = np.minimum(rt.index + 1, Rn - 1)
     nxt = rt.sections[b, nxt_i]
@@ -854,7 +854,7 @@ def _route_progress(st: WorldState, g: R.LaneGraph, lane: I32, s: F32) -> tuple[
     on = rt.sections[b, index] == sec
     prog = rt.cum_length[b, index] + s_ref
     progress = np.where(on, prog, st.progress).astype(np.float32, copy=False)
-    return replace(rt, index=index), progress
+    return replace(rt, index=index, s_ref=s_ref.astype(np.float32, copy=False)), progress
 
 
 __all__ = ["SimParams", "reset", "step"]
