@@ -18,7 +18,7 @@ actions give bit-identical results.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -585,31 +585,32 @@ def step(
     period = max(1, round(params.mobil_interval_s / dt))
     clock = st.step_count + st.phase
     slot = (clock % period == 0)[:, None]
-    leftward = ((clock // period) % 2 == 0)[:, None] & np.ones((1, N), np.bool_)
-    cand = (
-        slot
-        & st.valid
-        & (st.lc_target < 0)
-        & np.isfinite(beh.lc_threshold)
-        & (st.speed > 1.0)
-        & (st.actor_type == ActorType.VEHICLE)
-    )
-    cand[:, 0] = False  # the ego is driven by its policy
-    ci = np.nonzero(cand.reshape(-1))[0]
-    if ci.size:
-        _mobil(
-            st,
-            g,
-            ent,
-            ci,
-            lead,
-            gap,
-            acc,
-            lc_target,
-            lc_offset,
-            lc_elapsed,
-            leftward.reshape(-1)[ci],
+    if slot.any():
+        cand = (
+            slot
+            & st.valid
+            & (st.lc_target < 0)
+            & np.isfinite(beh.lc_threshold)
+            & (st.speed > 1.0)
+            & (st.actor_type == ActorType.VEHICLE)
         )
+        cand[:, 0] = False  # the ego is driven by its policy
+        ci = np.nonzero(cand.reshape(-1))[0]
+        if ci.size:
+            leftward = ((clock // period) % 2 == 0)[:, None] & np.ones((1, N), np.bool_)
+            _mobil(
+                st,
+                g,
+                ent,
+                ci,
+                lead,
+                gap,
+                acc,
+                lc_target,
+                lc_offset,
+                lc_elapsed,
+                leftward.reshape(-1)[ci],
+            )
 
     # --- Move traffic along lanes --------------------------------------------------------------
     acc2 = acc.reshape(B, N)
@@ -666,26 +667,24 @@ def step(
     )
     proj = R.project_tracking(g, ex, ey, eyaw, st.lane[:, 0], st.s[:, 0] + ev * dt)
 
-    def with_ego(traffic: NDArray[_S], ego: NDArray[_S]) -> NDArray[_S]:
-        out = traffic.copy()
+    def with_ego(traffic: NDArray[Any], ego: NDArray[Any], dtype: type = np.float32) -> Any:
+        # Every traffic array here is freshly computed in this step (never a view of the
+        # input state), so the ego column is written in place instead of copying.
+        out: NDArray[Any] = traffic.astype(dtype, copy=False)
         out[:, 0] = ego
         return out
 
-    f32 = np.float32
-    x = with_ego(tx, ex).astype(f32, copy=False)
-    y = with_ego(ty, ey).astype(f32, copy=False)
-    yaw = with_ego(((tyaw + np.pi) % (2 * np.pi) - np.pi).astype(f32, copy=False), eyaw).astype(
-        f32, copy=False
-    )
-    speed = with_ego(v_new.astype(f32, copy=False), ev).astype(f32, copy=False)
-    accel = with_ego(np.where(st.valid, acc2, 0.0).astype(f32, copy=False), eacc).astype(
-        f32, copy=False
-    )
-    steer = with_ego(np.zeros_like(st.steer), esteer).astype(f32, copy=False)
-    lane = with_ego(lane_adv, proj.lane).astype(np.int32, copy=False)
-    s = with_ego(s_adv, proj.s).astype(f32, copy=False)
-    d = with_ego(d_new.astype(f32, copy=False), proj.d).astype(f32, copy=False)
-    lane_dist = with_ego(np.abs(d), proj.distance).astype(f32, copy=False)
+    x = with_ego(tx, ex)
+    y = with_ego(ty, ey)
+    tyaw = np.where(tyaw >= np.pi, tyaw - 2 * np.pi, tyaw)
+    yaw = with_ego(np.where(tyaw < -np.pi, tyaw + 2 * np.pi, tyaw), eyaw)
+    speed = with_ego(v_new, ev)
+    accel = with_ego(np.where(st.valid, acc2, 0.0), eacc)
+    steer = with_ego(np.zeros_like(st.steer), esteer)
+    lane = with_ego(lane_adv, proj.lane, np.int32)
+    s = with_ego(s_adv, proj.s)
+    d = with_ego(d_new, proj.d)
+    lane_dist = with_ego(np.abs(d), proj.distance)
     lc_target[:, 0] = -1
 
     route, progress = _route_progress(st, g, proj)
@@ -703,10 +702,10 @@ def step(
         valid=valid,
         lc_target=lc_target.astype(np.int32, copy=False),
         lc_elapsed=lc_elapsed,
-        lc_offset=lc_offset.astype(f32, copy=False),
+        lc_offset=lc_offset.astype(np.float32, copy=False),
         brake_decel=new_brake,
         route=route,
-        time=(st.time + dt).astype(f32, copy=False),
+        time=(st.time + dt).astype(np.float32, copy=False),
         step_count=st.step_count + 1,
         progress=progress,
         prev_progress=st.progress,

@@ -211,3 +211,15 @@ def test_batched_world_equals_single_envs() -> None:
     for i, s in enumerate(singles):
         np.testing.assert_array_equal(batch.x[i], s.x[0])
         np.testing.assert_array_equal(batch.lane[i], s.lane[0])
+
+
+def test_step_does_not_mutate_its_input() -> None:
+    spec = ScenarioSpec(traffic=TrafficSpec(count=20))
+    g = build_road(spec.road)
+    st = world.reset([spec], g, [np.random.default_rng(0)])
+    for _ in range(30):
+        before = {k: np.copy(v) for k, v in vars(st).items() if isinstance(v, np.ndarray)}
+        nxt = world.step(st, np.array([[0.2, 0.5]], np.float32), P, g)
+        for k, v in before.items():
+            np.testing.assert_array_equal(getattr(st, k), v, err_msg=k)
+        st = nxt
