@@ -238,6 +238,13 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
             trunc[was] = False
             self._ep_return[was] = 0.0
             self._ep_length[was] = 0
+            # The step that resets reports nothing about the finished episode's ghost step.
+            for key in ("collision", "off_road", "route_completed", "action_replaced"):
+                info[key] = np.where(was, False, info[key])
+            info["collided_with"] = np.where(was[:, None], False, info["collided_with"])
+            info["reward_terms"] = {
+                k: np.where(was, 0.0, v).astype(np.float32) for k, v in info["reward_terms"].items()
+            }
         self._autoreset = term | trunc
         assert self.state is not None
         return observe(self.state, self.road, self.obs_cfg), rew, term, trunc, info

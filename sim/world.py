@@ -207,9 +207,13 @@ def _sample_traffic(
     s = R.s_ref_to_s(g, lane, s_ref)
     keep = s + TRAFFIC_LENGTH_M / 2 <= g.lane_length[lane]
     if len(fixed):
-        near = np.abs(s[:, None] - fixed.s[None, :]) < (
-            0.5 * (fixed.length[None, :] + TRAFFIC_LENGTH_M) + t.min_spacing
-        )
+        # Keep clear of the ego and scripted actors: min_spacing behind them, and ahead of them
+        # the larger of min_spacing and their speed times the time headway, so no scenario
+        # starts with a crash nobody could avoid.
+        rel = s[:, None] - fixed.s[None, :]
+        half = 0.5 * (fixed.length[None, :] + TRAFFIC_LENGTH_M)
+        ahead = np.maximum(t.min_spacing, fixed.speed * t.behavior.headway)[None, :]
+        near = (rel > -(half + t.min_spacing)) & (rel < half + ahead)
         keep &= ~((lane[:, None] == fixed.lane[None, :]) & near).any(1)
     lane, s = lane[keep], s[keep]
     n = lane.size

@@ -76,8 +76,9 @@ def test_next_step_autoreset_and_episode_info() -> None:
     _, _, term, trunc, info = venv.step(act)  # t = 1.0 s: time limit after 10 steps of 0.1 s
     assert trunc.all() and not term.any()
     assert info["_episode"].all() and (info["episode"]["l"] == 10).all()
-    _obs, rew, term, trunc, _ = venv.step(act)  # next step: autoreset
+    _obs, rew, term, trunc, info = venv.step(act)  # next step: autoreset
     assert (rew == 0).all() and not trunc.any()
+    assert all((v == 0).all() for v in info["reward_terms"].values())
     assert venv.state is not None and (venv.state.time == 0).all()
 
 
