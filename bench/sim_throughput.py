@@ -1,6 +1,6 @@
 """Embedded simulator throughput: one JSON line per (B, N) configuration.
 
-Measures ``DriveVectorEnv.step`` (ego kept in lane by a trivial proportional controller; IDM
+Measures ``DriveVectorEnv.step`` (the ego driven by the rule-based driver, timed apart; IDM
 oriented-box collisions, reward terms and the vector observation) on a 3-lane ring road whose
 size grows with N so traffic density stays constant and no vehicle leaves the map. Next to it, in
 the same process, a bare numpy probe (bicycle kinematics for every actor plus an all-pairs
@@ -10,7 +10,8 @@ against on whatever machine runs this.
     python bench/sim_throughput.py                 # B in {1, 64, 1024} x N in {8, 32, 128}
     python bench/sim_throughput.py --B 1024 --N 32 --seconds 5
 
-Each line: B, N, env_steps_per_s, vehicle_steps_per_s, ms_per_step (median of repeats),
+Each line: B, N, env_steps_per_s, vehicle_steps_per_s, ms_per_step (median of repeats; the
+driver's own time is driver_ms_per_step, not included),
 probe_env_steps_per_s, ratio_to_probe, and cost_per_vehicle_vs_N8 (how the per-vehicle cost grows
 with N at fixed B: 1.0 is perfectly linear).
 """
@@ -25,8 +26,8 @@ import time
 
 import numpy as np
 
+from policy.rule_based import RuleBasedDriver
 from sim.env import DriveVectorEnv
-from sim.observation import obs_slices
 from sim.scenario import EgoSpec, RoadSpec, ScenarioSpec, TrafficSpec
 
 LANES = 3
@@ -85,18 +86,6 @@ def probe(B: int, N: int, seconds: float) -> float:
     return time_steps(step, seconds)
 
 
-def lane_keeping(obs: np.ndarray, sl: dict[str, slice]) -> np.ndarray:
-    """A cheap proportional lane keeper so the ego stays on the ring while we time the sim."""
-    he = obs[:, sl["heading_error"]][:, 0] * np.pi
-    off = obs[:, sl["lane_offset"]][:, 0] * 2.0
-    kappa = obs[:, sl["curvature_ahead"]][:, 0] / 50.0
-    steer = (np.arctan(2.875 * kappa) - 0.8 * he - 0.1 * off) / 0.6
-    act = np.empty((obs.shape[0], 2), np.float32)
-    act[:, 0] = np.clip(steer, -1, 1)
-    act[:, 1] = 0.1
-    return act
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--B", type=int, nargs="*", default=[1, 64, 1024])
@@ -107,21 +96,33 @@ def main() -> None:
     for B in args.B:
         for N in sorted(args.N):
             env = DriveVectorEnv(num_envs=B, scenario=scenario(N), num_actors=N)
-            obs, _ = env.reset(seed=0)
-            sl = obs_slices(env.obs_cfg)
-            ends = 0
-            steps = 0
-
-            def one(env: DriveVectorEnv = env, sl: dict[str, slice] = sl) -> None:
-                nonlocal obs, ends, steps
-                obs, _, term, trunc, _ = env.step(lane_keeping(obs, sl))
-                ends += int(term.sum() + trunc.sum())
-                steps += env.num_envs
-
-            for _ in range(20):  # let traffic settle into car following
-                one()
+            env.reset(seed=0)
+            driver = RuleBasedDriver()
+            driver.reset(np.ones(B, np.bool_))
             ends = steps = 0
-            t = time_steps(one, args.seconds)
+            step_times: list[float] = []
+            act_times: list[float] = []
+            t_end = time.perf_counter() + args.seconds
+            for i in range(100_000):
+                assert env.state is not None
+                t0 = time.perf_counter()
+                act = driver.act(env.state, env.road)
+                t1 = time.perf_counter()
+                _, _, term, trunc, _ = env.step(act)
+                t2 = time.perf_counter()
+                done = term | trunc
+                if done.any():
+                    driver.reset(done)
+                if i < 20:  # warm-up: traffic settles into car following
+                    continue
+                ends += int(done.sum())
+                steps += B
+                act_times.append(t1 - t0)
+                step_times.append(t2 - t1)
+                if len(step_times) >= 5 and time.perf_counter() > t_end:
+                    break
+            t = statistics.median(step_times)
+            t_act = statistics.median(act_times)
             assert env.state is not None
             valid = float(env.state.valid.sum(1).mean())
             tp = probe(B, N, min(1.0, args.seconds))
@@ -137,6 +138,7 @@ def main() -> None:
                 "env_steps_per_s": round(B / t, 1),
                 "vehicle_steps_per_s": round(B * N / t, 1),
                 "ms_per_step": round(t * 1e3, 4),
+                "driver_ms_per_step": round(t_act * 1e3, 4),
                 "probe_env_steps_per_s": round(B / tp, 1),
                 "ratio_to_probe": round(tp / t, 4),
                 "cost_per_vehicle_vs_N8": round(per_vehicle / per_vehicle_n8[B], 3)
