@@ -706,7 +706,9 @@ def project_tracking(
     at_edge = ((k == 0) & (seg_i > 0)) | ((k == w.size - 1) & (seg_i < last))
     at_end = ((seg_i == last) & (t >= 1.0)) | ((seg_i == 0) & (t <= 0.0))
     absd = np.abs(d)
-    settled = (absd <= 0.5 * g.width[best]) & ~at_edge & ~at_end & (dist <= absd + 1e-3)
+    # (Beyond the lane ends is at_end; a point outside a bend may sit in the wedge between two
+    # segments, where its distance exceeds |d| by a hair: that is still settled.)
+    settled = (absd <= 0.5 * g.width[best]) & ~at_edge & ~at_end
     new_s = g.s[best] + t * g.lane_ds[lane]
     r0 = g.s_ref[best]
     s_ref = r0 + (g.s_ref[best + 1] - r0) * t
