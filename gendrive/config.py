@@ -35,13 +35,32 @@ class DriverConfig:
 
 @dataclass
 class RewardConfig:
-    """Weights of the named reward terms (see sim.metrics)."""
+    """Weights of the named reward terms (see sim.metrics; presets in configs/reward/)."""
 
     progress: float = 0.1
-    collision: float = -10.0
-    off_road: float = -10.0
+    speed_tracking: float = 0.0
+    fuel: float = -0.02
+    time: float = 0.0
+    collision: float = -20.0
+    off_road: float = -20.0
+    red_light: float = -10.0
+    ttc_risk: float = -0.1
+    comfort: float = -0.001
+    takeover: float = -1.0
     route_completed: float = 10.0
+    carl: float = 0.0
     speed: float = 0.0
+
+
+@dataclass
+class MetricsNode:
+    """Safety/comfort thresholds and episode ends (see sim.metrics.MetricsConfig)."""
+
+    ttc_risk_s: float = 3.0
+    near_miss_ttc_s: float = 1.5
+    hard_brake_mps2: float = 4.0
+    terminate_on_collision: bool = True
+    terminate_on_off_road: bool = True
 
 
 @dataclass
@@ -62,6 +81,8 @@ class RunConfig:
     scenario: dict[str, Any] = field(default_factory=dict)
     driver: DriverConfig = field(default_factory=DriverConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
+    metrics: MetricsNode = field(default_factory=MetricsNode)
+    vehicle: str = "petrol_car"  # a configs/vehicle/*.yaml preset (or a path) for the fuel model
     video: VideoConfig = field(default_factory=VideoConfig)
     episodes: int = 8
     num_envs: int = 4

@@ -4,10 +4,14 @@ Runs ``episodes`` episodes on ``num_envs`` parallel environments; episode ``e`` 
 ``seed + e``, so any row of ``episodes.csv`` can be replayed alone. Writes into the run directory
 (Hydra's ``outputs/<date>/<time>`` unless ``hydra.run.dir=...``):
 
-- ``episodes.csv``: one row per episode with every metric (appended and flushed as episodes end,
-  so an interrupted run keeps what finished);
-- ``events.jsonl``: collisions and off-road exits with time, position and actors involved;
-- ``metrics.json``: the summary (written atomically at the end, and on Ctrl-C);
+- ``episodes.csv``: one row per episode with every metric of :mod:`sim.episode` (time, fuel,
+  safety, comfort, both Leaderboard driving scores, reward-term sums), appended and flushed as
+  episodes end, so an interrupted run keeps what finished;
+- ``events.jsonl``: collisions, off-road exits, near misses, hard braking, lane invasions, ...
+  with time, position and the actors involved;
+- ``metrics.json``: means with 95 % confidence intervals, overall and per scenario (written
+  atomically at the end, and on Ctrl-C);
+- ``fuel_vs_time.png``: fuel against travel time, one point per episode;
 - ``videos/episode_XXXX.mp4``: bird's-eye views of the first ``video.episodes`` episodes.
 """
 
@@ -19,44 +23,36 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
-from numpy.typing import NDArray
 
 from gendrive.config import RunConfig
+from gendrive.report import by_scenario, plot_fuel_vs_time
 from sim.env import DriveVectorEnv
-from sim.metrics import TERM_NAMES, RewardWeights
+from sim.episode import EpisodeTracker, TrackerConfig
+from sim.metrics import MetricsConfig, RewardWeights
 from sim.scenario import ScenarioSpec, SpecError, load_spec, spec_from_dict
-
-EPISODE_COLUMNS = [
-    "episode",
-    "env",
-    "seed",
-    "scenario",
-    "return",
-    "steps",
-    "time_s",
-    "progress_m",
-    "route_length_m",
-    "route_completion_pct",
-    "completed",
-    "collision",
-    "off_road",
-    "truncated",
-    "mean_speed_mps",
-    "max_speed_mps",
-    "nan_actions",
-    *[f"term_{n}" for n in TERM_NAMES],
-]
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so a reader never sees a half-written file."""
+    """Write JSON so a reader never sees a half-written file (NaN/inf become null)."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        if isinstance(v, np.generic):
+            return clean(v.item())
+        return v
+
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float))
+    tmp.write_text(json.dumps(clean(data), indent=2))
     os.replace(tmp, path)
 
 
@@ -67,73 +63,58 @@ def scenario_from_config(cfg: RunConfig) -> ScenarioSpec:
     return spec_from_dict(dict(cfg.scenario), source="config 'scenario'")
 
 
-@dataclass
-class _Acc:
-    """Per-env accumulators of the running episode."""
-
-    B: int
-    ret: NDArray[np.float64] = field(init=False)
-    steps: NDArray[np.int64] = field(init=False)
-    speed_sum: NDArray[np.float64] = field(init=False)
-    speed_max: NDArray[np.float64] = field(init=False)
-    nan: NDArray[np.int64] = field(init=False)
-    terms: dict[str, NDArray[np.float64]] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.reset(np.ones(self.B, np.bool_))
-
-    def reset(self, mask: NDArray[np.bool_]) -> None:
-        if not hasattr(self, "ret"):
-            self.ret = np.zeros(self.B)
-            self.steps = np.zeros(self.B, np.int64)
-            self.speed_sum = np.zeros(self.B)
-            self.speed_max = np.zeros(self.B)
-            self.nan = np.zeros(self.B, np.int64)
-            self.terms = {n: np.zeros(self.B) for n in TERM_NAMES}
-        for a in (self.ret, self.speed_sum, self.speed_max, *self.terms.values()):
-            a[mask] = 0.0
-        self.steps[mask] = 0
-        self.nan[mask] = 0
+def reward_weights(cfg: RunConfig) -> RewardWeights:
+    """The reward preset as :class:`RewardWeights`."""
+    return RewardWeights(**{f.name: getattr(cfg.reward, f.name) for f in fields(RewardWeights)})
 
 
-def _summary(rows: list[dict[str, Any]], wall_s: float, env_steps: int) -> dict[str, Any]:
-    def mean(key: str) -> float:
-        return float(np.mean([float(r[key]) for r in rows])) if rows else math.nan
+def metrics_config(cfg: RunConfig) -> MetricsConfig:
+    from sim.fuel import load_vehicle
 
-    return {
-        "episodes": len(rows),
-        "route_completion_pct": mean("route_completion_pct"),
-        "success_rate": mean("completed"),
-        "collision_rate": mean("collision"),
-        "off_road_rate": mean("off_road"),
-        "timeout_rate": mean("truncated"),
-        "mean_return": mean("return"),
-        "mean_speed_kmh": mean("mean_speed_mps") * 3.6,
-        "mean_episode_time_s": mean("time_s"),
-        "env_steps": env_steps,
-        "wall_time_s": wall_s,
-        "env_steps_per_s": env_steps / max(wall_s, 1e-9),
-    }
+    m = cfg.metrics
+    return MetricsConfig(
+        ttc_risk_s=m.ttc_risk_s,
+        near_miss_ttc_s=m.near_miss_ttc_s,
+        hard_brake_mps2=m.hard_brake_mps2,
+        terminate_on_collision=m.terminate_on_collision,
+        terminate_on_off_road=m.terminate_on_off_road,
+        vehicle=load_vehicle(cfg.vehicle),
+    )
+
+
+SUMMARY_ROWS = (
+    ("route_completion_pct", "route completion", "{:.1f} %"),
+    ("driving_score_lb20", "driving score LB 2.0", "{:.1f}"),
+    ("driving_score_lb21", "driving score LB 2.1", "{:.1f}"),
+    ("completed", "success rate", "{:.1%}"),
+    ("collision", "collision rate", "{:.1%}"),
+    ("off_road", "off-road rate", "{:.1%}"),
+    ("truncated", "timeout rate", "{:.1%}"),
+    ("mean_speed_mps", "mean speed", "{:.1f} m/s"),
+    ("travel_time_s", "travel time", "{:.1f} s"),
+    ("fuel_l_per_100km", "fuel", "{:.2f} l/100km"),
+    ("co2_g_per_km", "CO2", "{:.0f} g/km"),
+    ("min_ttc_s", "min TTC", "{:.2f} s"),
+    ("near_misses", "near misses / episode", "{:.2f}"),
+    ("hard_brakes", "hard brakes / episode", "{:.2f}"),
+    ("mean_abs_jerk", "mean |jerk|", "{:.2f} m/s^3"),
+    ("return", "return", "{:.2f}"),
+)
 
 
 def format_table(summary: dict[str, Any], title: str) -> str:
-    """A fixed-width summary table for the terminal."""
-    lines = [title, "-" * 44]
-    fmt = {
-        "episodes": "{:.0f}",
-        "route_completion_pct": "{:.1f} %",
-        "success_rate": "{:.1%}",
-        "collision_rate": "{:.1%}",
-        "off_road_rate": "{:.1%}",
-        "timeout_rate": "{:.1%}",
-        "mean_return": "{:.2f}",
-        "mean_speed_kmh": "{:.1f} km/h",
-        "mean_episode_time_s": "{:.1f} s",
-        "env_steps_per_s": "{:.0f}",
-    }
-    for k, f in fmt.items():
-        v = summary.get(k, math.nan)
-        lines.append(f"{k:<24}{f.format(v) if isinstance(v, int | float) else v:>20}")
+    """A fixed-width summary table (mean +- 95 % CI half-width) for the terminal."""
+    lines = [title, "-" * 56]
+    overall = summary.get("overall", {})
+    for key, label, fmt in SUMMARY_ROWS:
+        s = overall.get(key)
+        if not isinstance(s, dict) or not math.isfinite(s.get("mean", math.nan)):
+            continue
+        ci = s["ci95"]
+        pm = f" +- {fmt.format(ci).split()[0]}" if math.isfinite(ci) else ""
+        lines.append(f"{label:<26}{fmt.format(s['mean']) + pm:>30}")
+    lines.append(f"{'episodes':<26}{overall.get('episodes', 0):>30}")
+    lines.append(f"{'env-steps/s':<26}{summary.get('env_steps_per_s', 0):>30.0f}")
     return "\n".join(lines)
 
 
@@ -148,13 +129,15 @@ def run(cfg: RunConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str, An
         raise ValueError(
             f"sim.backend: 'gendrive run' drives the embedded simulator; got {cfg.sim.backend!r}"
         )
+    mcfg = metrics_config(cfg)
     B = min(cfg.num_envs, cfg.episodes)
     env = DriveVectorEnv(
         num_envs=B,
         scenario=spec,
         dt=cfg.sim.dt,
         num_actors=cfg.sim.num_actors,
-        reward=RewardWeights(**vars(cfg.reward)),
+        reward=reward_weights(cfg),
+        metrics=mcfg,
         mobil_interval_s=cfg.sim.mobil_interval_s,
     )
     driver: Driver = (
@@ -167,25 +150,30 @@ def run(cfg: RunConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str, An
         else make_driver(cfg.driver.name, seed=cfg.seed)
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    episode_of = np.arange(B)
-    env.reset(seed=[cfg.seed + int(e) for e in episode_of])
+    tracker = EpisodeTracker(B, TrackerConfig(near_miss_ttc_s=mcfg.near_miss_ttc_s))
+    tracker.episode[:] = np.arange(B)
+    env.reset(seed=[cfg.seed + int(e) for e in tracker.episode])
     driver.reset(np.ones(B, np.bool_))
-    acc = _Acc(B)
     active = np.ones(B, np.bool_)
+    nan_actions = np.zeros(B, np.int64)
     started = B
     rows: list[dict[str, Any]] = []
-    writers: dict[int, Any] = {}
     vid = cfg.video
-    if vid.episodes > 0:
+    fps = vid.fps or 1.0 / cfg.sim.dt
+    writer_of: dict[int, Any] = {}
+
+    def open_video(b: int) -> None:
         from sim.render import VideoWriter
 
         (out_dir / "videos").mkdir(exist_ok=True)
-        fps = vid.fps or 1.0 / cfg.sim.dt
-        writers[0] = VideoWriter(str(out_dir / "videos" / "episode_0000.mp4"), fps)
+        name = f"episode_{int(tracker.episode[b]):04d}.mp4"
+        writer_of[b] = VideoWriter(str(out_dir / "videos" / name), fps)
+
+    if vid.episodes > 0:
+        open_video(0)
     csv_f = (out_dir / "episodes.csv").open("w", newline="")
     ev_f = (out_dir / "events.jsonl").open("w")
-    writer = csv.DictWriter(csv_f, fieldnames=EPISODE_COLUMNS)
-    writer.writeheader()
+    writer: csv.DictWriter[str] | None = None
     bar = None
     if cfg.progress_bar:
         from tqdm import tqdm
@@ -198,114 +186,83 @@ def run(cfg: RunConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str, An
     interrupted = False
     try:
         while len(rows) < cfg.episodes:
-            assert env.state is not None
-            actions = driver.act(env.state, env.road)
+            prev = env.state
+            assert prev is not None
+            actions = driver.act(prev, env.road)
             st, out, rew, _, replaced = env.advance(actions)
             env_steps += int(active.sum())
-            acc.ret += np.where(active, rew, 0.0)
-            acc.steps += active
-            sp = st.speed[:, 0]
-            acc.speed_sum += np.where(active, sp, 0.0)
-            acc.speed_max = np.where(active, np.maximum(acc.speed_max, sp), acc.speed_max)
-            acc.nan += active & replaced
-            for n, v in out.terms.items():
-                acc.terms[n] += np.where(active, v, 0.0)
-            if 0 in writers and active[0]:
+            nan_actions += active & replaced
+            for ev in tracker.update(prev, st, out, rew, active):
+                ev_f.write(json.dumps(ev) + "\n")
+            if 0 in writer_of and active[0]:
                 from sim.render import render_bev, route_polyline
 
-                writers[0].write(
-                    render_bev(
-                        env.road,
-                        st,
-                        0,
-                        route_xy=route_polyline(env.road, st, 0),
-                        hud={"episode": str(int(episode_of[0]))},
-                    )
+                hud = {"episode": str(int(tracker.episode[0]))}
+                if math.isfinite(float(out.ttc[0])):
+                    hud["TTC"] = f"{float(out.ttc[0]):.1f} s"
+                writer_of[0].write(
+                    render_bev(env.road, st, 0, route_xy=route_polyline(env.road, st, 0), hud=hud)
                 )
-            for b in np.nonzero(active & (out.collision | out.off_road))[0]:
-                ev: dict[str, Any] = {
-                    "episode": int(episode_of[b]),
-                    "env": int(b),
-                    "t": float(st.time[b]),
-                    "x": float(st.x[b, 0]),
-                    "y": float(st.y[b, 0]),
-                    "type": "collision" if out.collision[b] else "off_road",
-                }
-                if out.collision[b]:
-                    ev["actors"] = [int(j) for j in np.nonzero(out.collided_with[b, 1:])[0] + 1]
-                ev_f.write(json.dumps(ev) + "\n")
             ended = active & (out.terminated | out.truncated)
             for b in np.nonzero(ended)[0]:
-                rl = float(st.route.length[b])
                 row = {
-                    "episode": int(episode_of[b]),
-                    "env": int(b),
-                    "seed": cfg.seed + int(episode_of[b]),
                     "scenario": spec.name,
-                    "return": round(float(acc.ret[b]), 4),
-                    "steps": int(acc.steps[b]),
-                    "time_s": round(float(st.time[b]), 3),
-                    "progress_m": round(float(st.progress[b]), 3),
-                    "route_length_m": rl,
-                    "route_completion_pct": round(100.0 * min(1.0, float(st.progress[b]) / rl), 3),
-                    "completed": int(bool(out.route_completed[b] or st.progress[b] >= rl - 0.5)),
-                    "collision": int(out.collision[b]),
-                    "off_road": int(out.off_road[b]),
-                    "truncated": int(out.truncated[b]),
-                    "mean_speed_mps": round(float(acc.speed_sum[b] / max(acc.steps[b], 1)), 4),
-                    "max_speed_mps": round(float(acc.speed_max[b]), 4),
-                    "nan_actions": int(acc.nan[b]),
-                    **{f"term_{n}": round(float(acc.terms[n][b]), 4) for n in TERM_NAMES},
+                    "seed": cfg.seed + int(tracker.episode[b]),
+                    "driver": cfg.driver.name,
+                    "nan_actions": int(nan_actions[b]),
+                    **tracker.finish(int(b), st, out),
                 }
                 rows.append(row)
+                if writer is None:
+                    writer = csv.DictWriter(csv_f, fieldnames=list(row))
+                    writer.writeheader()
                 writer.writerow(row)
                 if bar is not None:
                     bar.update(1)
-                if b in writers:
-                    writers.pop(int(b)).close()
+                if int(b) in writer_of:
+                    writer_of.pop(int(b)).close()
             csv_f.flush()
             ev_f.flush()
             if ended.any():
                 restart = np.zeros(B, np.bool_)
                 for b in np.nonzero(ended)[0]:
                     if started < cfg.episodes:
-                        episode_of[b] = started
+                        tracker.episode[b] = started
                         started += 1
                         restart[b] = True
                     else:
                         active[b] = False
                 if restart.any():
-                    seeds: list[int | None] = [cfg.seed + int(e) for e in episode_of]
+                    seeds: list[int | None] = [cfg.seed + int(e) for e in tracker.episode]
                     env.reset(seed=seeds, options={"reset_mask": restart})
                     driver.reset(restart)
-                    acc.reset(restart)
-                    if restart[0] and episode_of[0] < vid.episodes:
-                        from sim.render import VideoWriter
-
-                        fps = vid.fps or 1.0 / cfg.sim.dt
-                        writers[0] = VideoWriter(
-                            str(out_dir / "videos" / f"episode_{int(episode_of[0]):04d}.mp4"), fps
-                        )
+                    tracker.reset(restart)
+                    nan_actions[restart] = 0
+                    if restart[0] and tracker.episode[0] < vid.episodes:
+                        open_video(0)
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        for w in writers.values():
+        for w in writer_of.values():
             w.close()
         csv_f.close()
         ev_f.close()
         if bar is not None:
             bar.close()
-    summary = _summary(rows, time.perf_counter() - t0, env_steps)
-    summary.update(
-        {
-            "scenario": spec.name,
-            "driver": cfg.driver.name,
-            "interrupted": interrupted,
-            "seed": cfg.seed,
-            "num_envs": B,
-        }
-    )
+    wall = time.perf_counter() - t0
+    summary: dict[str, Any] = {
+        "scenario": spec.name,
+        "driver": cfg.driver.name,
+        "seed": cfg.seed,
+        "num_envs": B,
+        "interrupted": interrupted,
+        "env_steps": env_steps,
+        "wall_time_s": wall,
+        "env_steps_per_s": env_steps / max(wall, 1e-9),
+        **by_scenario(rows),
+    }
     write_json_atomic(out_dir / "metrics.json", summary)
+    plot_fuel_vs_time(rows, out_dir / "fuel_vs_time.png", f"{spec.name}, {cfg.driver.name}")
     print(format_table(summary, f"gendrive run: {spec.name}, driver {cfg.driver.name}"), file=log)
     print(f"run directory: {out_dir}", file=log)
     if interrupted:

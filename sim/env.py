@@ -72,6 +72,7 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
         num_actors: actor slots N per env (default: what the largest spec needs).
         obs: observation contents.
         reward: reward weights.
+        metrics: thresholds of the safety measures and which events end an episode.
         vehicle: ego vehicle parameters.
         render_mode: None or "rgb_array".
     """
@@ -90,6 +91,7 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
         num_actors: int | None = None,
         obs: ObsConfig | None = None,
         reward: M.RewardWeights | None = None,
+        metrics: M.MetricsConfig | None = None,
         vehicle: VehicleParams | None = None,
         render_mode: str | None = None,
         mobil_interval_s: float = 1.0,
@@ -117,6 +119,7 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
         )
         self.obs_cfg = obs or ObsConfig()
         self.weights = reward or M.RewardWeights()
+        self.metrics_cfg = metrics or M.MetricsConfig()
         self.render_mode = render_mode
         d = obs_dim(self.obs_cfg)
         self.single_observation_space = spaces.Box(-OBS_BOUND, OBS_BOUND, (d,), np.float32)
@@ -202,7 +205,7 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
         executed, replaced = sanitize_action(a)
         prev = self.state
         nxt = self.backend.step(executed)
-        out = M.evaluate(prev, executed, nxt, self.road)
+        out = M.evaluate(prev, executed, nxt, self.road, self.metrics_cfg)
         rew = M.reward(out.terms, self.weights)
         return nxt, out, rew, executed, replaced
 
@@ -258,6 +261,8 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
             "collision": out.collision,
             "off_road": out.off_road,
             "route_completed": out.route_completed,
+            "ttc": out.ttc,
+            "fuel_rate": out.fuel_rate,
             "collided_with": out.collided_with,
             "progress": self.state.progress.copy(),
             "action_executed": executed,

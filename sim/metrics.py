@@ -1,57 +1,106 @@
-"""Per-step outcome and reward terms, computed from world states only.
+"""Per-step outcome, safety and comfort measures and reward terms, from world states only.
 
-``evaluate(prev, actions, next, road)`` reads collisions (oriented boxes, :mod:`sim.collision`),
-off-road (ego centre outside the drivable area of its lane section, or beyond a lane end with no
-successor), route completion and time-limit truncation off the two states, and returns named
-terms, one (B,) float32 array each. The reward is ``sum_i weight_i * term_i`` with the weights
-from config (:class:`RewardWeights`). The CARLA backend reads its world back into a
-``WorldState`` and calls the same function, so a score means the same on both backends.
+``evaluate(prev, actions, next, road, cfg)`` reads everything off the two states: collisions
+(oriented boxes, :mod:`sim.collision`) by the other actor's type, road-edge contact, off-road
+(ego centre outside the drivable area or past a lane end), time-to-collision and time headway to
+the leader, jerk, hard braking, lane changes across markings, wrong-way driving, route
+completion, route deviation, being blocked, and the time limit. The CARLA backend reads its world
+back into a ``WorldState`` and calls the same function, so a score means the same on both.
 
-Basic terms (the rewards issue adds fuel, comfort and Leaderboard infractions):
+The reward is ``sum_i weight_i * term_i`` with weights from config (:class:`RewardWeights`,
+presets in ``configs/reward/``). Terms, one (B,) float32 array each, per step:
 
-====================  =====  ==================================================================
-term                  unit   meaning
-====================  =====  ==================================================================
-progress              m      route progress made this step (negative when reversing along it)
-collision             0/1    the ego's box overlaps another actor's box
-off_road              0/1    the ego's centre left the drivable area
-route_completed       0/1    progress reached the route length this step
-speed                 m/s    ego speed after the step (reported, weight 0 by default)
-====================  =====  ==================================================================
+====================  ======  ================================================================
+term                  unit    meaning
+====================  ======  ================================================================
+progress              m       route progress made this step
+speed_tracking        -       1 - |v - v_limit| / v_limit, floored at 0
+fuel                  ml      fuel burnt this step (:mod:`sim.fuel`, the default petrol car)
+time                  s       the step's duration (a time penalty with a negative weight)
+collision             0/1     the ego's box overlaps another actor's box
+off_road              0/1     the ego's centre left the drivable area
+red_light             0/1     crossed a stop line on red (0 until maps bring traffic lights)
+ttc_risk              -       max(0, 1 - TTC / ttc_risk_s): 0 when safe, 1 at contact
+comfort               m/s^3   |jerk| of the ego's longitudinal acceleration
+takeover              0/1     a human took over this step (set by the override module)
+route_completed       0/1     the route was completed this step
+carl                  -       CaRL's reward: route-completion gain (fraction of the route)
+                              times multiplicative soft penalties (speeding, TTC risk)
+speed                 m/s     ego speed (reported; weight 0 in the presets)
+====================  ======  ================================================================
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
 from sim import road as R
 from sim.collision import ego_collisions
-from sim.state import WorldState
+from sim.fuel import FuelParams, Vehicle, energy_rate, fuel_rate
+from sim.scores import BLOCKED_TIME_S, ROUTE_COMPLETED_WITHIN_M, ROUTE_DEVIATION_M
+from sim.state import ActorType, WorldState
 
 F32 = NDArray[np.float32]
 BoolArr = NDArray[np.bool_]
 
 OFF_MAP_SLACK_M = 0.5  # [m] matched-lane distance beyond |d|: the ego is past a lane end
-ROUTE_DONE_SLACK_M = 0.5  # [m] progress within this of the route length counts as completed
+NO_LEADER = np.float32(np.inf)
 
-TERM_NAMES = ("progress", "collision", "off_road", "route_completed", "speed")
+TERM_NAMES = (
+    "progress",
+    "speed_tracking",
+    "fuel",
+    "time",
+    "collision",
+    "off_road",
+    "red_light",
+    "ttc_risk",
+    "comfort",
+    "takeover",
+    "route_completed",
+    "carl",
+    "speed",
+)
 
 
 @dataclass(frozen=True)
 class RewardWeights:
-    """Weight of each named term in the reward (see the module table)."""
+    """Weight of each named term in the reward (module table). Default: the balanced preset."""
 
-    progress: float = 0.1  # per metre: a 500 m route is worth 50
-    collision: float = -10.0
-    off_road: float = -10.0
+    progress: float = 0.1  # per metre: a 1 km route is worth 100
+    speed_tracking: float = 0.0
+    fuel: float = -0.02  # per ml: 1 l costs 20, a fifth of a 1 km route
+    time: float = 0.0
+    collision: float = -20.0
+    off_road: float = -20.0
+    red_light: float = -10.0
+    ttc_risk: float = -0.1
+    comfort: float = -0.001
+    takeover: float = -1.0
     route_completed: float = 10.0
+    carl: float = 0.0
     speed: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """Thresholds of the safety and comfort measures."""
+
+    ttc_risk_s: float = 3.0  # [s] TTC below this starts costing (the ttc_risk term)
+    near_miss_ttc_s: float = 1.5  # [s] TTC below this without a collision is a near miss
+    hard_brake_mps2: float = 4.0  # [m/s^2] ~0.4 g: the usual naturalistic-driving threshold
+    wrong_way_rad: float = 0.5 * np.pi  # [rad] heading error beyond this is driving against
+    terminate_on_collision: bool = True
+    terminate_on_off_road: bool = True
+    route_deviation_m: float = ROUTE_DEVIATION_M
+    blocked_s: float = BLOCKED_TIME_S
+    vehicle: Vehicle = field(default_factory=FuelParams)  # fuel/energy model (sim.fuel)
 
 
 @dataclass(frozen=True)
@@ -61,10 +110,53 @@ class Outcome:
     terms: dict[str, F32]
     collided_with: BoolArr  # (B, N): actors overlapping the ego (column 0: any)
     collision: BoolArr
+    collision_type: NDArray[np.int8]  # ActorType of the first actor hit, -1 none
+    road_edge: BoolArr  # the ego's box crosses a road edge (a "static" collision)
     off_road: BoolArr
     route_completed: BoolArr
+    route_deviation: BoolArr
+    blocked: BoolArr
     terminated: BoolArr
     truncated: BoolArr
+    ttc: F32  # [s] to the leader, inf without one or when not closing
+    headway: F32  # [s] gap / own speed, inf without a leader
+    leader: NDArray[np.int64]  # actor index of the leader, -1 none
+    jerk: F32  # [m/s^3]
+    hard_brake: BoolArr
+    lane_change: BoolArr  # the ego's centre crossed a lane marking
+    wrong_way: BoolArr
+    speed_limit: F32  # [m/s] at the ego
+    fuel_rate: F32  # [ml/s] of the ego's engine (0 for an electric car)
+    energy_rate: F32  # [W] drawn from the ego's energy store (negative while recuperating)
+
+
+def ego_leader(state: WorldState, road: R.LaneGraph) -> tuple[F32, F32, NDArray[np.int64]]:
+    """Bumper gap [m] and closing speed [m/s] to the nearest actor ahead in the ego's lane.
+
+    Actors count when on the ego's lane, changing into it, or on its successor lane; O(B N).
+
+    Returns:
+        (gap (B,), closing speed (B,) positive when approaching, leader index (B,), -1 none).
+    """
+    lane0 = state.lane[:, :1]
+    s0 = state.s[:, :1]
+    L = road.lane_length[lane0]
+    ok = state.valid.copy()
+    ok[:, 0] = False
+    same = ok & ((state.lane == lane0) | (state.lc_target == lane0))
+    ds = state.s - s0
+    succ = road.successors[lane0, 0]
+    ring = succ == lane0
+    ds = np.where(same & ring & (ds < 0), ds + L, ds)
+    on_succ = ok & (state.lane == succ) & (succ >= 0) & ~ring
+    dist = np.where(same & (ds > 0), ds, np.where(on_succ, L - s0 + state.s, np.inf))
+    j = np.argmin(dist, axis=1)
+    rows = np.arange(state.x.shape[0])
+    best = dist[rows, j]
+    has = np.isfinite(best)
+    gap = np.where(has, best - 0.5 * (state.length[rows, j] + state.length[:, 0]), np.inf)
+    closing = np.where(has, state.speed[:, 0] - state.speed[rows, j], 0.0)
+    return gap.astype(np.float32), closing.astype(np.float32), np.where(has, j, -1)
 
 
 def off_road(state: WorldState, road: R.LaneGraph) -> BoolArr:
@@ -73,7 +165,8 @@ def off_road(state: WorldState, road: R.LaneGraph) -> BoolArr:
     left = R.interp(road, road.left_edge, lane, s)
     right = R.interp(road, road.right_edge, lane, s)
     beyond = state.lane_dist[:, 0] > np.abs(d) + OFF_MAP_SLACK_M
-    return (d > left) | (-d > right) | beyond
+    out: BoolArr = (d > left) | (-d > right) | beyond
+    return out
 
 
 def evaluate(
@@ -81,30 +174,124 @@ def evaluate(
     actions: NDArray[np.floating],
     nxt: WorldState,
     road: R.LaneGraph,
+    cfg: MetricsConfig | None = None,
 ) -> Outcome:
     """Terms, events and episode ends of the step ``prev -> nxt``.
 
     Args:
         prev, nxt: states before and after the step (B, N).
-        actions: the executed ego actions (B, 2) (kept for terms that depend on them).
+        actions: the executed ego actions (B, 2).
         road: the lane graph.
+        cfg: thresholds; default :class:`MetricsConfig`.
     """
-    del actions  # the basic terms depend on the states only
+    del actions  # every term here is read off the states
+    cfg = cfg or MetricsConfig()
+    B = nxt.x.shape[0]
+    dt = np.maximum(nxt.time - prev.time, 1e-6)
     hit = ego_collisions(nxt.x, nxt.y, nxt.yaw, nxt.length, nxt.width, nxt.valid)
     collision = hit[:, 0]
-    offr = off_road(nxt, road)
-    done = nxt.progress >= nxt.route.length - ROUTE_DONE_SLACK_M
-    completed = done & ~(prev.progress >= prev.route.length - ROUTE_DONE_SLACK_M)
+    if hit.shape[1] > 1:
+        first = np.argmax(hit[:, 1:], axis=1) + 1
+        ctype = np.where(collision, nxt.actor_type[np.arange(B), first], -1).astype(np.int8)
+    else:  # the ego alone
+        ctype = np.full(B, -1, np.int8)
+
+    lane, s, d = nxt.lane[:, 0], nxt.s[:, 0], nxt.d[:, 0]
+    i, f = R.segment_index(road, lane, s)
+
+    def at(values: F32) -> F32:
+        v0 = values[i]
+        return v0 + (values[i + 1] - v0) * f
+
+    left, right, limit = at(road.left_edge), at(road.right_edge), at(road.speed_limit)
+    heading = road.heading[i] + road.dheading[i] * f
+    he = nxt.yaw[:, 0] - heading
+    he -= 2 * np.pi * np.floor((he + np.pi) / (2 * np.pi))
+    # Lateral half-extent of the ego's box across the lane.
+    ext = 0.5 * (nxt.width[:, 0] * np.abs(np.cos(he)) + nxt.length[:, 0] * np.abs(np.sin(he)))
+    edge = (d + ext > left) | (d - ext < -right)
+    beyond = nxt.lane_dist[:, 0] > np.abs(d) + OFF_MAP_SLACK_M
+    offr = (d > left) | (-d > right) | beyond
+
+    remaining = nxt.route.length - nxt.progress
+    done = remaining <= ROUTE_COMPLETED_WITHIN_M
+    was_done = (prev.route.length - prev.progress) <= ROUTE_COMPLETED_WITHIN_M
+    completed = done & ~was_done
+    deviation = nxt.off_route_m > cfg.route_deviation_m
+    blocked = nxt.stopped_s >= cfg.blocked_s
+
+    gap, closing, leader = ego_leader(nxt, road)
+    v = nxt.speed[:, 0]
+    ttc = np.where(
+        gap <= 0, 0.0, np.where(closing > 1e-3, gap / np.maximum(closing, 1e-3), np.inf)
+    ).astype(np.float32)
+    headway = np.where(
+        np.isfinite(gap) & (v > 0.1), np.maximum(gap, 0.0) / np.maximum(v, 0.1), np.inf
+    ).astype(np.float32)
+    jerk = ((nxt.accel[:, 0] - prev.accel[:, 0]) / dt).astype(np.float32)
+    hard = nxt.accel[:, 0] <= -cfg.hard_brake_mps2
+    lane_change = (nxt.lane[:, 0] != prev.lane[:, 0]) & (
+        (road.left[prev.lane[:, 0]] == lane) | (road.right[prev.lane[:, 0]] == lane)
+    )
+    wrong_way = np.abs(he) > cfg.wrong_way_rad
+
+    progress = (nxt.progress - prev.progress).astype(np.float32)
+    flat = np.zeros_like(v)  # [-] grade: procedural roads are flat until maps bring elevation
+    rate_ml = fuel_rate(v, nxt.accel[:, 0], flat, cfg.vehicle).astype(np.float32)
+    power_w = energy_rate(v, nxt.accel[:, 0], flat, cfg.vehicle).astype(np.float32)
+    fuel_ml = (rate_ml * dt).astype(np.float32)
+    risk = np.maximum(0.0, 1.0 - ttc / cfg.ttc_risk_s).astype(np.float32)
+    speed_track = np.maximum(0.0, 1.0 - np.abs(v - limit) / np.maximum(limit, 0.1))
+    overspeed = np.maximum(0.0, v / np.maximum(limit, 0.1) - 1.0)
+    carl = (
+        (progress / np.maximum(nxt.route.length, 1e-3))
+        * np.maximum(0.0, 1.0 - overspeed)
+        * (1.0 - 0.5 * risk)
+    )
     terms = {
-        "progress": (nxt.progress - prev.progress).astype(np.float32, copy=False),
-        "collision": collision.astype(np.float32, copy=False),
-        "off_road": offr.astype(np.float32, copy=False),
-        "route_completed": completed.astype(np.float32, copy=False),
-        "speed": nxt.speed[:, 0].astype(np.float32, copy=False),
+        "progress": progress,
+        "speed_tracking": speed_track.astype(np.float32),
+        "fuel": fuel_ml,
+        "time": dt.astype(np.float32),
+        "collision": collision.astype(np.float32),
+        "off_road": offr.astype(np.float32),
+        "red_light": np.zeros(B, np.float32),
+        "ttc_risk": risk,
+        "comfort": np.abs(jerk),
+        "takeover": np.zeros(B, np.float32),
+        "route_completed": completed.astype(np.float32),
+        "carl": carl.astype(np.float32),
+        "speed": v.astype(np.float32),
     }
-    terminated = collision | offr | done
+    terminated = done | deviation | blocked
+    if cfg.terminate_on_collision:
+        terminated = terminated | collision
+    if cfg.terminate_on_off_road:
+        terminated = terminated | offr
     truncated = ~terminated & (nxt.time >= nxt.time_limit - 1e-4)
-    return Outcome(terms, hit, collision, offr, completed, terminated, truncated)
+    return Outcome(
+        terms=terms,
+        collided_with=hit,
+        collision=collision,
+        collision_type=ctype,
+        road_edge=edge,
+        off_road=offr,
+        route_completed=completed,
+        route_deviation=deviation,
+        blocked=blocked,
+        terminated=terminated,
+        truncated=truncated,
+        ttc=ttc,
+        headway=headway,
+        leader=leader,
+        jerk=jerk,
+        hard_brake=hard,
+        lane_change=lane_change,
+        wrong_way=wrong_way,
+        speed_limit=limit.astype(np.float32),
+        fuel_rate=rate_ml,
+        energy_rate=power_w,
+    )
 
 
 def reward(terms: dict[str, F32], weights: RewardWeights) -> F32:
@@ -115,3 +302,16 @@ def reward(terms: dict[str, F32], weights: RewardWeights) -> F32:
         if w:
             total += np.float32(w) * value
     return total
+
+
+__all__ = [
+    "TERM_NAMES",
+    "ActorType",
+    "MetricsConfig",
+    "Outcome",
+    "RewardWeights",
+    "ego_leader",
+    "evaluate",
+    "off_road",
+    "reward",
+]

@@ -125,8 +125,7 @@ def penalty_lb20(r: RouteRecord) -> float:
 def penalty_lb21(r: RouteRecord) -> float:
     """Leaderboard 2.1 infraction penalty (additive: 1 / (1 + sum of weights))."""
     total = sum(WEIGHT_LB21[name] * n for name, n in r.infractions.items())
-    total += sum(MIN_SPEED_LB21 * (1.0 - min(max(m, 0.0), 100.0) / 100.0)
-                 for m in r.min_speed_pcts)
+    total += sum(MIN_SPEED_LB21 * (1.0 - min(max(m, 0.0), 100.0) / 100.0) for m in r.min_speed_pcts)
     return _offroad_factor(r.off_road_pct) / (1.0 + total)
 
 

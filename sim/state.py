@@ -135,6 +135,8 @@ class WorldState:
     prev_progress: F32  # (B,) [m] at the previous step
     time_limit: F32  # (B,) [s] episode truncation time
     phase: I32  # (B,) per-env offset of periodic decisions (MOBIL rounds), drawn at reset
+    stopped_s: F32  # (B,) [s] how long the ego has been below 0.1 m/s without interruption
+    off_route_m: F32  # (B,) [m] distance driven since the ego last was on its route
     lane_dist: F32  # (B, N) [m] distance to the matched lane centre line (off-map detection)
 
     @property

@@ -56,6 +56,7 @@ I32 = NDArray[np.int32]
 _S = TypeVar("_S", bound=np.generic)
 
 PHASE_RANGE = 2520  # decision phases drawn at reset; divisible by every period up to 10 steps
+BLOCKED_SPEED = 0.1  # [m/s] below this the ego counts as stopped (Leaderboard's blocked test)
 STOPPED_EPS = 0.05  # [m/s] a scripted brake ends once speed is within this of its target
 
 
@@ -447,6 +448,8 @@ def reset(
         prev_progress=progress.copy(),
         time_limit=t_lim,
         phase=np.array([d.phase for d in drafts], np.int32),
+        stopped_s=np.zeros(B, f32),
+        off_route_m=np.zeros(B, f32),
         lane_dist=np.abs(d),
     )
 
@@ -691,7 +694,10 @@ def step(
     lane_dist = with_ego(np.abs(d), proj.distance)
     lc_target[:, 0] = -1
 
-    route, progress = _route_progress(st, g, proj)
+    route, progress, on_route = _route_progress(st, g, proj)
+    moved_m = ev * dt
+    off_route_m = np.where(on_route, 0.0, st.off_route_m + moved_m).astype(np.float32)
+    stopped_s = np.where(ev < BLOCKED_SPEED, st.stopped_s + dt, 0.0).astype(np.float32)
     return replace(
         st,
         x=x,
@@ -714,6 +720,8 @@ def step(
         progress=progress,
         prev_progress=st.progress,
         lane_dist=lane_dist,
+        stopped_s=stopped_s,
+        off_route_m=off_route_m,
     )
 
 
@@ -833,7 +841,9 @@ def _mobil(
         lc_elapsed.reshape(-1)[idx] = 0.0
 
 
-def _route_progress(st: WorldState, g: R.LaneGraph, proj: R.Projection) -> tuple[Route, F32]:
+def _route_progress(
+    st: WorldState, g: R.LaneGraph, proj: R.Projection
+) -> tuple[Route, F32, NDArray[np.bool_]]:
     """Advance the ego's position in its section chain and measure progress [m].
 
     The ego stays in its chain entry while on that section (any lane of it), moves to the next
@@ -857,7 +867,7 @@ def _route_progress(st: WorldState, g: R.LaneGraph, proj: R.Projection) -> tuple
     on = rt.sections[b, index] == sec
     prog = rt.cum_length[b, index] + s_ref
     progress = np.where(on, prog, st.progress).astype(np.float32, copy=False)
-    return replace(rt, index=index, s_ref=s_ref.astype(np.float32, copy=False)), progress
+    return replace(rt, index=index, s_ref=s_ref.astype(np.float32, copy=False)), progress, on
 
 
 __all__ = ["SimParams", "reset", "step"]

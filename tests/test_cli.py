@@ -70,10 +70,17 @@ def test_run_writes_the_run_directory(tmp_path: Path) -> None:
     assert len(rows) == 3 and sorted(int(r["episode"]) for r in rows) == [0, 1, 2]
     assert {r["seed"] for r in rows} == {"0", "1", "2"}
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["episodes"] == 3 and metrics == json.loads(json.dumps(summary, default=float))
+    assert metrics["overall"]["episodes"] == 3 == summary["overall"]["episodes"]
+    rc = metrics["overall"]["route_completion_pct"]
+    assert rc["n"] == 3 and rc["lo"] <= rc["mean"] <= rc["hi"]
+    assert set(metrics["per_scenario"]) == {"cut_in"}
+    for col in ("driving_score_lb20", "driving_score_lb21", "fuel_l_per_100km", "min_ttc_s",
+                "near_misses", "hard_brakes", "collisions_vehicle", "end_reason"):
+        assert col in rows[0], col
+    assert (out / "fuel_vs_time.png").stat().st_size > 5000
     video = out / "videos" / "episode_0000.mp4"
     assert video.stat().st_size > 1000
-    assert "route_completion_pct" in log.read_text()
+    assert "route completion" in log.read_text()
     # The rule-based driver handles the cut-in without crashing.
     assert all(r["collision"] == "0" for r in rows)
 
@@ -86,8 +93,8 @@ def test_random_driver_crashes_or_leaves_road_and_logs_events(tmp_path: Path) ->
         run(cfg, tmp_path / "run", log=f)
     rows = list(csv.DictReader((tmp_path / "run" / "episodes.csv").open()))
     events = [json.loads(x) for x in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
-    ended_badly = sum(int(r["collision"]) + int(r["off_road"]) for r in rows)
-    assert ended_badly == len(events) >= 1
+    ended_badly = sum(int(r["off_road"]) for r in rows)
+    assert ended_badly == sum(e["type"] == "off_road" for e in events) >= 1
     assert {"episode", "t", "x", "y", "type"} <= set(events[0])
 
 
@@ -105,7 +112,7 @@ def test_console_script_end_to_end(tmp_path: Path) -> None:
     ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert res.returncode == 0, res.stderr
-    assert "success_rate" in res.stdout
+    assert "success rate" in res.stdout and "driving score LB 2.1" in res.stdout
     assert (tmp_path / "r" / "episodes.csv").exists()
     assert (tmp_path / "r" / ".hydra" / "config.yaml").exists()
     bad = subprocess.run(

@@ -26,26 +26,40 @@ def test_clean_route_scores_its_completion() -> None:
 
 
 def test_lb20_is_multiplicative() -> None:
-    r = RouteRecord(1000.0, 1000.0, {"collisions_vehicle": 2, "collisions_pedestrian": 1,
-                                     "red_light": 1})
+    r = RouteRecord(
+        1000.0, 1000.0, {"collisions_vehicle": 2, "collisions_pedestrian": 1, "red_light": 1}
+    )
     assert penalty_lb20(r) == pytest.approx(0.6 * 0.6 * 0.5 * 0.7)  # 0.126
     assert driving_scores(r)["driving_score_lb20"] == pytest.approx(12.6)
 
 
 def test_lb21_is_additive() -> None:
-    r = RouteRecord(1000.0, 1000.0, {"collisions_vehicle": 2, "collisions_pedestrian": 1,
-                                     "red_light": 1})
+    r = RouteRecord(
+        1000.0, 1000.0, {"collisions_vehicle": 2, "collisions_pedestrian": 1, "red_light": 1}
+    )
     assert penalty_lb21(r) == pytest.approx(1 / (1 + 0.7 * 2 + 1.0 + 0.4))  # 1 / 3.8
     assert driving_scores(r)["driving_score_lb21"] == pytest.approx(100 / 3.8)
 
 
 def test_every_infraction_weight() -> None:
-    lb20 = {"collisions_pedestrian": 0.50, "collisions_vehicle": 0.60, "collisions_layout": 0.65,
-            "red_light": 0.70, "stop_infraction": 0.80, "scenario_timeouts": 0.70,
-            "yield_emergency_vehicle_infractions": 0.70}
-    lb21 = {"collisions_pedestrian": 1.0, "collisions_vehicle": 0.7, "collisions_layout": 0.6,
-            "red_light": 0.4, "stop_infraction": 0.25, "scenario_timeouts": 0.4,
-            "yield_emergency_vehicle_infractions": 0.4}
+    lb20 = {
+        "collisions_pedestrian": 0.50,
+        "collisions_vehicle": 0.60,
+        "collisions_layout": 0.65,
+        "red_light": 0.70,
+        "stop_infraction": 0.80,
+        "scenario_timeouts": 0.70,
+        "yield_emergency_vehicle_infractions": 0.70,
+    }
+    lb21 = {
+        "collisions_pedestrian": 1.0,
+        "collisions_vehicle": 0.7,
+        "collisions_layout": 0.6,
+        "red_light": 0.4,
+        "stop_infraction": 0.25,
+        "scenario_timeouts": 0.4,
+        "yield_emergency_vehicle_infractions": 0.4,
+    }
     for name in lb20:
         r = RouteRecord(100.0, 100.0, {name: 1})
         assert penalty_lb20(r) == pytest.approx(lb20[name]), name
