@@ -237,8 +237,13 @@ def evaluate(
 
     progress = (nxt.progress - prev.progress).astype(np.float32)
     flat = np.zeros_like(v)  # [-] grade: procedural roads are flat until maps bring elevation
-    rate_ml = fuel_rate(v, nxt.accel[:, 0], flat, cfg.vehicle).astype(np.float32)
-    power_w = energy_rate(v, nxt.accel[:, 0], flat, cfg.vehicle).astype(np.float32)
+    veh = cfg.vehicle
+    if isinstance(veh, FuelParams):  # one engine evaluation serves both (the model is costly)
+        rate_ml = fuel_rate(v, nxt.accel[:, 0], flat, veh).astype(np.float32)
+        power_w = (rate_ml * (veh.fuel_energy_j_per_l / 1000.0)).astype(np.float32)
+    else:
+        rate_ml = np.zeros(B, np.float32)
+        power_w = energy_rate(v, nxt.accel[:, 0], flat, veh).astype(np.float32)
     fuel_ml = (rate_ml * dt).astype(np.float32)
     risk = np.maximum(0.0, 1.0 - ttc / cfg.ttc_risk_s).astype(np.float32)
     speed_track = np.maximum(0.0, 1.0 - np.abs(v - limit) / np.maximum(limit, 0.1))
