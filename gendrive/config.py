@@ -82,7 +82,8 @@ class RunConfig:
     driver: DriverConfig = field(default_factory=DriverConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
     metrics: MetricsNode = field(default_factory=MetricsNode)
-    vehicle: str = "petrol_car"  # a configs/vehicle/*.yaml preset (or a path) for the fuel model
+    vehicle_file: str | None = None  # a vehicle YAML file instead of the vehicle group
+    vehicle: dict[str, Any] = field(default_factory=dict)  # fuel model: the vehicle group
     video: VideoConfig = field(default_factory=VideoConfig)
     episodes: int = 8
     num_envs: int = 4
@@ -94,3 +95,7 @@ class RunConfig:
 def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
+    from gendrive.drive_config import DevicesConfig, DriveConfig
+
+    cs.store(name="drive_schema", node=DriveConfig)
+    cs.store(name="devices_schema", node=DevicesConfig)

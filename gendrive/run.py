@@ -69,16 +69,21 @@ def reward_weights(cfg: RunConfig) -> RewardWeights:
 
 
 def metrics_config(cfg: RunConfig) -> MetricsConfig:
-    from sim.fuel import load_vehicle
+    from sim.fuel import load_vehicle, vehicle_from_dict
 
     m = cfg.metrics
+    vehicle = (
+        load_vehicle(cfg.vehicle_file)
+        if cfg.vehicle_file
+        else vehicle_from_dict(dict(cfg.vehicle), source="config 'vehicle'")
+    )
     return MetricsConfig(
         ttc_risk_s=m.ttc_risk_s,
         near_miss_ttc_s=m.near_miss_ttc_s,
         hard_brake_mps2=m.hard_brake_mps2,
         terminate_on_collision=m.terminate_on_collision,
         terminate_on_off_road=m.terminate_on_off_road,
-        vehicle=load_vehicle(cfg.vehicle),
+        vehicle=vehicle,
     )
 
 
@@ -94,6 +99,7 @@ SUMMARY_ROWS = (
     ("travel_time_s", "travel time", "{:.1f} s"),
     ("fuel_l_per_100km", "fuel", "{:.2f} l/100km"),
     ("co2_g_per_km", "CO2", "{:.0f} g/km"),
+    ("energy_kwh_per_100km", "energy", "{:.1f} kWh/100km"),
     ("min_ttc_s", "min TTC", "{:.2f} s"),
     ("near_misses", "near misses / episode", "{:.2f}"),
     ("hard_brakes", "hard brakes / episode", "{:.2f}"),
@@ -150,7 +156,11 @@ def run(cfg: RunConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str, An
         else make_driver(cfg.driver.name, seed=cfg.seed)
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    tracker = EpisodeTracker(B, TrackerConfig(near_miss_ttc_s=mcfg.near_miss_ttc_s))
+    tracker = EpisodeTracker(
+        B,
+        TrackerConfig(near_miss_ttc_s=mcfg.near_miss_ttc_s),
+        co2_g_per_l=float(getattr(mcfg.vehicle, "co2_g_per_l", 0.0)),
+    )
     tracker.episode[:] = np.arange(B)
     env.reset(seed=[cfg.seed + int(e) for e in tracker.episode])
     driver.reset(np.ones(B, np.bool_))

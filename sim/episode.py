@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from sim.fuel import CO2_G_PER_L
 from sim.metrics import TERM_NAMES, Outcome
 from sim.scores import RouteRecord, driving_scores
 from sim.state import ActorType, WorldState
@@ -53,9 +52,13 @@ END_REASONS = ("completed", "collision", "off_road", "route_deviation", "blocked
 class EpisodeTracker:
     """Accumulates B running episodes (see module docstring)."""
 
-    def __init__(self, num_envs: int, cfg: TrackerConfig | None = None) -> None:
+    def __init__(
+        self, num_envs: int, cfg: TrackerConfig | None = None, co2_g_per_l: float = 0.0
+    ) -> None:
+        """Args: num_envs: B. cfg: counting parameters. co2_g_per_l: the fuel's CO2 factor."""
         self.B = num_envs
         self.cfg = cfg or TrackerConfig()
+        self.co2_g_per_l = co2_g_per_l
         self.episode = np.zeros(num_envs, np.int64)
         self._arrays: dict[str, NDArray[Any]] = {}
         self._collisions: list[list[tuple[float, float, float, int]]] = [
@@ -319,7 +322,7 @@ class EpisodeTracker:
             "distance_km": r(km, 5),
             "fuel_l": r(litres, 5),
             "fuel_l_per_100km": r(100.0 * litres / km if km > 1e-3 else math.nan),
-            "co2_g_per_km": r(litres * CO2_G_PER_L / km if km > 1e-3 else math.nan, 2),
+            "co2_g_per_km": r(litres * self.co2_g_per_l / km if km > 1e-3 else math.nan, 2),
             "energy_kwh": r(float(a["energy_j"][b]) / 3.6e6, 5),
             "energy_kwh_per_100km": r(
                 float(a["energy_j"][b]) / 3.6e6 / km * 100.0 if km > 1e-3 else math.nan

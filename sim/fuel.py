@@ -35,18 +35,19 @@ so at a fixed engine speed the fuel rate is affine in engine power, which is the
 because every coefficient here is a physical quantity with literature values (displacement,
 indicated efficiency, friction correlation, gear ratios), while VT-CPFM's ``alpha_1, alpha_2``
 are calibrated per vehicle against its city/highway fuel-economy ratings, which would amount to
-fitting the model to drive cycles. The chosen petrol defaults give a best brake specific fuel
-consumption of ~255 g/kWh (about 2000 rpm, near full load), typical of a port-injected
-naturally aspirated petrol engine.
+fitting the model to drive cycles. As a check, the petrol defaults give a full-load brake
+specific fuel consumption of 241-254 g/kWh between 1000 and 3000 rpm, typical of a port-injected
+naturally aspirated petrol engine (diesel preset: 202-209 g/kWh). Not modelled: full-load
+enrichment, cold start, warm-up, and torque falling off below ~1500 rpm.
 
 Operating states, in this order (``fuel_rate``):
 
 - stopped (``v < STANDSTILL_SPEED`` and ``a <= 0``): idle, the Willans fuel at ``n_idle`` with
-  only ``P_aux`` (0.24 ml/s = 0.86 l/h for the petrol default); 0 with ``start_stop``;
+  only ``P_aux`` (0.237 ml/s = 0.85 l/h for the petrol default); 0 with ``start_stop``;
 - traction (``F > 0``): the Willans fuel above, never below the idle rate;
 - deceleration fuel cut-off: negative tractive power (``P_wheel < 0``) at
   ``v >= fuel_cutoff_min_speed`` gives exactly 0 ml/s (the engine is dragged in gear and the
-  injectors are shut, as in every post-Euro-1 engine controller);
+  injectors are shut, as engine controllers do on overrun);
 - negative tractive power below that speed: the driver has declutched, the engine idles.
 
 Battery-electric variant (``ElectricParams``, ``energy_rate``; cf. Fiori et al. 2016)::
@@ -75,7 +76,7 @@ References:
     Guzzella, L., Sciarretta, A. (2013). Vehicle Propulsion Systems, 3rd ed. Springer.
     Heywood, J. B. (1988). Internal Combustion Engine Fundamentals. McGraw-Hill.
     Wong, J. Y. (2008). Theory of Ground Vehicles, 4th ed. Wiley.
-    UNECE (2023). Global Technical Regulation No. 15, WLTP (Annex 2 gear shift, Annex 4 road load).
+    UNECE Global Technical Regulation No. 15, WLTP (Annex 2 gear shift, Annex 4 road load).
     Fiori, C., Ahn, K., Rakha, H. (2016). Power-based electric vehicle energy consumption model.
         Applied Energy 168, 257-268.
     US EPA (2018). Greenhouse Gas Emissions from a Typical Passenger Vehicle, EPA-420-F-18-008.

@@ -35,7 +35,7 @@ def _episode(
     cfg = cfg or MetricsConfig()
     g = build_road(spec.road)
     st = world.reset([spec], g, [np.random.default_rng(0)])
-    tr = EpisodeTracker(1)
+    tr = EpisodeTracker(1, co2_g_per_l=2347.7)
     events = []
     out = None
     for k in range(steps):
