@@ -128,6 +128,8 @@ class LaneGraph:
     seg_ds_ref: F32 = field(init=False, repr=False)  # s_ref change along the segment
     lane_last_seg: F32 = field(init=False, repr=False)
     lane_last_seg_i: I32 = field(init=False, repr=False)
+    # [m] s range of one (env, lane) group in the traffic sort keys (sim.traffic), float64 0-d.
+    entry_span: NDArray[np.float64] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         def derive(name: str, value: F32) -> None:
@@ -151,6 +153,8 @@ class LaneGraph:
         derive("seg_ds_ref", dsr)
         derive("lane_last_seg", (self.lane_npoints - 2).astype(np.float32))
         derive("lane_last_seg_i", (self.lane_npoints - 2).astype(np.int32))
+        # float32 maths then float64, as the sort always computed it: the keys keep their bits.
+        derive("entry_span", np.array(float(2.0 * self.lane_length.max() + 10.0), np.float64))
 
     @property
     def num_lanes(self) -> int:
@@ -609,8 +613,8 @@ def advance(
     """
     ended = np.zeros(lane.shape, np.bool_)
     for _ in range(max_hops):
-        over = s > g.lane_length[lane]
-        if not over.any():
+        over = s > g.lane_length.take(lane)
+        if not np.count_nonzero(over):  # nobody past a lane end: inputs returned as they are
             break
         nsucc = g.num_successors[lane]
         has = over & (nsucc > 0)
