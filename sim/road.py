@@ -59,6 +59,8 @@ _F0 = np.array(0.0, np.float32)
 _F1 = np.array(1.0, np.float32)
 _INF = np.array(np.inf, np.float32)
 _HALF = np.array(0.5, np.float32)
+_MIN_SEC_LEN = np.array(1e-6, np.float32)
+_MIN_SLOPE = np.array(1e-3, np.float32)
 _PI = np.array(np.pi, np.float32)
 _NEG_PI = np.array(-np.pi, np.float32)
 _TWO_PI = np.array(TWO_PI, np.float32)
@@ -581,20 +583,31 @@ def lane_pose(g: LaneGraph, lane: I32, s: F32, d: F32) -> tuple[F32, F32, F32]:
 
 
 def s_ref_to_s(g: LaneGraph, lane: I32, s_ref: F32) -> F32:
-    """Centre-line ``s`` of ``lane`` at section reference coordinate ``s_ref`` (2 Newton steps)."""
-    sec_len = g.section_length[g.section[lane]]
-    s = (s_ref * g.lane_length[lane] / np.maximum(sec_len, 1e-6)).astype(np.float32, copy=False)
+    """Centre-line ``s`` of ``lane`` at section reference coordinate ``s_ref`` (2 Newton steps).
+
+    :func:`segment_index` is written out with the per-lane lookups hoisted out of the loop.
+    """
+    ds = g.lane_ds.take(lane)
+    last = g.lane_last_seg.take(lane)
+    start = g.lane_start.take(lane)
+    length = g.lane_length.take(lane)
+    sec_len = g.section_length.take(g.section.take(lane))
+    s = (s_ref * length / np.maximum(sec_len, _MIN_SEC_LEN)).astype(np.float32, copy=False)
     for _ in range(2):
-        i, f = segment_index(g, lane, s)
-        r = g.s_ref[i] * (1 - f) + g.s_ref[i + 1] * f
-        slope = (g.s_ref[i + 1] - g.s_ref[i]) / g.lane_ds[lane]
-        s = s + (s_ref - r) / np.maximum(slope, 1e-3)
-    return np.minimum(np.maximum(s, 0.0), g.lane_length[lane]).astype(np.float32, copy=False)
+        u = s / ds
+        i = np.minimum(np.maximum(np.floor(u), _F0), last)
+        f = np.minimum(np.maximum(u - i, _F0), _F1).astype(np.float32, copy=False)
+        k = start + i.astype(np.int32)
+        r0, r1 = g.s_ref.take(k), g.s_ref.take(k + 1)
+        r = r0 * (_F1 - f) + r1 * f
+        slope = (r1 - r0) / ds
+        s = s + (s_ref - r) / np.maximum(slope, _MIN_SLOPE)
+    return np.minimum(np.maximum(s, _F0), length).astype(np.float32, copy=False)
 
 
 def map_to_neighbor(g: LaneGraph, lane: I32, s: F32, other: I32) -> F32:
     """``s`` on a parallel lane ``other`` (same section) at the same reference coordinate."""
-    safe = np.where(other >= 0, other, lane).astype(np.int32, copy=False)
+    safe = np.where(other >= _I0, other, lane).astype(np.int32, copy=False)
     return s_ref_to_s(g, safe, interp(g, g.s_ref, lane, s))
 
 

@@ -585,22 +585,29 @@ def step(
     def bf(a: F32) -> F32:
         return a.reshape(-1)
 
-    lead, dist = find_leader(ent, g, env, st.lane.reshape(-1), s_f, flat, choice_f)
+    lane_f = st.lane.reshape(-1)
     if n_sec:
+        # Actors on two lanes also look for a leader on the second one; one search answers
+        # both (queries are independent), the closer leader wins.
         ci = np.nonzero(sec.reshape(-1))[0]  # == flat[ci]
-        l2, d2 = find_leader(
+        M = B * N
+        lead, dist = find_leader(
             ent,
             g,
-            env.take(ci),
-            lane2.reshape(-1).take(ci),
-            s2.reshape(-1).take(ci),
-            ci,
-            choice_f.take(ci),
+            np.concatenate([env, env.take(ci)]),
+            np.concatenate([lane_f, lane2.reshape(-1).take(ci)]),
+            np.concatenate([s_f, s2.reshape(-1).take(ci)]),
+            np.concatenate([flat, ci]),
+            np.concatenate([choice_f, choice_f.take(ci)]),
         )
+        l2, d2 = lead[M:], dist[M:]
+        lead, dist = lead[:M], dist[:M]
         l1, d1 = lead.take(ci), dist.take(ci)
         closer = d2 < d1
         lead[ci] = np.where(closer, l2, l1)
         dist[ci] = np.where(closer, d2, d1)
+    else:
+        lead, dist = find_leader(ent, g, env, lane_f, s_f, flat, choice_f)
     has_lead = lead >= _NO_LEADER
     # lead == -1 gathers the last actor: harmless, the select drops it.
     gap = np.where(has_lead, dist - _HALF * (len_f + len_f.take(lead)), _FREE_GAP)
