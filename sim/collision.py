@@ -62,6 +62,12 @@ practically no extra SAT work.
 """
 
 _F32 = np.float32
+# 0-d constants: a Python or numpy scalar operand costs ~0.3-0.5 us of conversion per ufunc
+# call, as much as the arithmetic on a (1, N) batch; same float32 values.
+_HALF = np.array(0.5, _F32)
+_HALF_SLACK = np.array(0.5 * PREFILTER_SLACK_M, _F32)
+_NAN = np.array(np.nan, _F32)
+_TOL = np.array(TOUCH_TOLERANCE_M, _F32)
 
 
 def _f32(a: npt.ArrayLike) -> NDArray[np.float32]:
@@ -136,7 +142,7 @@ def _sat_overlap(
         Bool array of the broadcast shape; True where penetration exceeds ``TOUCH_TOLERANCE_M``
         on all 4 axes. NaN inputs compare False, i.e. never overlap.
     """
-    tol = _F32(TOUCH_TOLERANCE_M)
+    tol = _TOL
     # |cos| and |sin| of the relative yaw give every cross-projection of the unit axes:
     # |f_a.f_b| = |n_a.n_b| = |cos|, |f_a.n_b| = |n_a.f_b| = |sin|.
     rel_c = np.abs(ca * cb + sa * sb)
@@ -214,8 +220,18 @@ def _batch_inputs(
     NDArray[np.bool_],
 ]:
     """Convert and broadcast the (B, N) actor arrays; raise on any other rank."""
-    xf, yf, yawf, lf, wf = (_f32(a) for a in (x, y, yaw, length, width))
+    xf, yf, yawf, lf, wf = _f32(x), _f32(y), _f32(yaw), _f32(length), _f32(width)
     vb = np.asarray(valid, dtype=np.bool_)
+    shape = xf.shape
+    if (
+        len(shape) == 2
+        and yf.shape == shape
+        and yawf.shape == shape
+        and lf.shape == shape
+        and wf.shape == shape
+        and vb.shape == shape
+    ):
+        return xf, yf, yawf, lf, wf, vb  # the usual case: broadcast_shapes costs ~3 us
     shape = np.broadcast_shapes(xf.shape, yf.shape, yawf.shape, lf.shape, wf.shape, vb.shape)
     if len(shape) != 2:
         raise ValueError(f"expected (B, N) actor arrays, got broadcast shape {shape}")
@@ -255,9 +271,10 @@ def _prefilter_radius(
     r = np.multiply(length, length)
     r += np.multiply(width, width, out=scratch)
     np.sqrt(r, out=r)
-    r *= _F32(0.5)
-    r += _F32(0.5 * PREFILTER_SLACK_M)
-    np.copyto(r, _F32(np.nan), where=~valid)
+    r *= _HALF
+    r += _HALF_SLACK
+    if np.count_nonzero(valid) < valid.size:
+        np.copyto(r, _NAN, where=~valid)
     return r
 
 
@@ -318,26 +335,28 @@ def ego_collisions(
     (flat,) = np.nonzero(cand.reshape(-1))
     if flat.size == 0:
         return out
-    bi, ji = np.divmod(flat, n_act)
+    ego = flat - flat % n_act  # flat index of each candidate's ego
 
-    half = _F32(0.5)
-    yaw_e, yaw_j = yawf[bi, 0], yawf[bi, ji]
+    # Gathers by flat index: take() on the (B, N) arrays is ~2x cheaper than [bi, ji] indexing.
+    half = _HALF
+    yaw_e, yaw_j = yawf.take(ego), yawf.take(flat)
     hit = _sat_overlap(
-        xf[bi, ji] - xf[bi, 0],
-        yf[bi, ji] - yf[bi, 0],
+        xf.take(flat) - xf.take(ego),
+        yf.take(flat) - yf.take(ego),
         np.cos(yaw_e),
         np.sin(yaw_e),
-        half * lf[bi, 0],
-        half * wf[bi, 0],
+        half * lf.take(ego),
+        half * wf.take(ego),
         np.cos(yaw_j),
         np.sin(yaw_j),
-        half * lf[bi, ji],
-        half * wf[bi, ji],
+        half * lf.take(flat),
+        half * wf.take(flat),
     )
-    out[bi, ji] = hit
+    out_f = out.reshape(-1)
+    out_f[flat] = hit
     # Repeated env indices are harmless here: every write to [b, 0] stores the same True, so
     # plain fancy assignment is enough (no np.logical_or.at needed).
-    out[bi[hit], 0] = True
+    out_f[ego[hit]] = True
     return out
 
 

@@ -24,6 +24,7 @@ replaced by full braking with the wheel held straight.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -52,6 +53,15 @@ class VehicleParams:
     drag_area: float = 0.62  # [m^2] C_d * A for a sedan (0.28 * 2.2 m^2)
 
 
+_F0 = np.array(0.0, np.float32)
+_F1 = np.array(1.0, np.float32)
+_NEG1 = np.array(-1.0, np.float32)
+_HALF = np.array(0.5, np.float32)
+_PI = np.array(np.pi, np.float32)
+_TWO_PI = np.array(2 * np.pi, np.float32)
+_SMALL_TURN = np.array(1e-6, np.float32)
+
+
 def sanitize_action(action: NDArray[np.floating]) -> tuple[F32, NDArray[np.bool_]]:
     """Clip to ``[-1, 1]^2``; rows with any non-finite value become full brake, wheel straight.
 
@@ -60,6 +70,8 @@ def sanitize_action(action: NDArray[np.floating]) -> tuple[F32, NDArray[np.bool_
     """
     a = np.asarray(action, np.float32)
     finite = np.isfinite(a)
+    if np.count_nonzero(finite) == finite.size:  # the usual case: a plain clip
+        return np.minimum(np.maximum(a, _NEG1), _F1), np.zeros(a.shape[:-1], np.bool_)
     out = np.minimum(np.maximum(np.where(finite, a, 0.0), -1.0), 1.0)
     bad = ~finite.all(axis=-1)
     if bad.any():
@@ -67,17 +79,45 @@ def sanitize_action(action: NDArray[np.floating]) -> tuple[F32, NDArray[np.bool_
     return out.astype(np.float32, copy=False), np.asarray(bad, np.bool_)
 
 
+@lru_cache(maxsize=16)
+def _constants(p: VehicleParams, dt: float) -> dict[str, F32]:
+    """0-d float32 versions of the Python-float expressions the kernels below combine with
+    float32 arrays (NEP 50 casts those to float32 too: same bits, no per-call conversion)."""
+    values = {
+        "max_steer": p.max_steer,
+        "dmax": p.max_steer_rate * dt,
+        "neg_dmax": -(p.max_steer_rate * dt),
+        "max_accel": p.max_accel,
+        "max_power": p.max_power,
+        "mass": p.mass,
+        "max_decel": p.max_decel,
+        "min_power_speed": MIN_POWER_SPEED,
+        "rolling": GRAVITY * p.rolling_coef,
+        "drag": 0.5 * AIR_DENSITY * p.drag_area,
+        "dt": dt,
+        "half_wheelbase": 0.5 * p.wheelbase,
+        "wheelbase": p.wheelbase,
+        "min_dist_div": 1e-6,
+    }
+    out = {k: np.array(v, np.float32) for k, v in values.items()}
+    for arr in out.values():
+        arr.flags.writeable = False
+    return out
+
+
 def longitudinal_accel(accel_cmd: F32, speed: F32, p: VehicleParams) -> F32:
     """Acceleration [m/s^2] from the pedal command in [-1, 1] at ``speed`` [m/s]."""
-    throttle = np.maximum(accel_cmd, 0.0)
-    brake = np.maximum(-accel_cmd, 0.0)
-    traction = np.minimum(p.max_accel, p.max_power / (p.mass * np.maximum(speed, MIN_POWER_SPEED)))
-    resist = np.where(
-        speed > 0.0,
-        GRAVITY * p.rolling_coef + 0.5 * AIR_DENSITY * p.drag_area * speed * speed / p.mass,
-        0.0,
+    c = _constants(p, 0.0)
+    throttle = np.maximum(accel_cmd, _F0)
+    brake = np.maximum(-accel_cmd, _F0)
+    traction = np.minimum(
+        c["max_accel"], c["max_power"] / (c["mass"] * np.maximum(speed, c["min_power_speed"]))
     )
-    return (throttle * traction - brake * p.max_decel - resist).astype(np.float32, copy=False)
+    resist = c["rolling"] + c["drag"] * speed * speed / c["mass"]
+    if np.count_nonzero(speed > _F0) < speed.size:  # standing still: no resistance
+        resist = np.where(speed > 0.0, resist, 0.0)
+    out: F32 = np.asarray(throttle * traction - brake * c["max_decel"] - resist, np.float32)
+    return out
 
 
 def bicycle_step(
@@ -102,40 +142,51 @@ def bicycle_step(
         (x, y, yaw, speed, steer, accel), each (B,) float32; ``accel`` is the realised
         acceleration (0 when held at standstill).
     """
-    target = action[:, 0] * p.max_steer
-    dmax = p.max_steer_rate * dt
-    new_steer = steer + np.minimum(np.maximum(target - steer, -dmax), dmax)
+    c = _constants(p, dt)
+    dt32 = c["dt"]
+    target = action[:, 0] * c["max_steer"]
+    new_steer = steer + np.minimum(np.maximum(target - steer, c["neg_dmax"]), c["dmax"])
     a = longitudinal_accel(action[:, 1], speed, p)
-    new_speed = np.maximum(speed + a * dt, 0.0)
-    realised = (new_speed - speed) / dt
+    new_speed = np.maximum(speed + a * dt32, _F0)
+    realised = (new_speed - speed) / dt32
     # Distance over the step: exact for constant a, and stops where the speed reaches zero.
-    dist = np.where(
-        new_speed > 0.0,
-        0.5 * (speed + new_speed) * dt,
-        speed * speed / np.maximum(2.0 * np.abs(a), 1e-6),
-    )
-    half = 0.5 * p.wheelbase
-    xr = x - half * np.cos(yaw)
-    yr = y - half * np.sin(yaw)
-    curv = np.tan(new_steer) / p.wheelbase
+    dist = _HALF * (speed + new_speed) * dt32
+    if np.count_nonzero(new_speed > _F0) < new_speed.size:
+        dist = np.where(
+            new_speed > 0.0,
+            dist,
+            speed * speed / np.maximum(2.0 * np.abs(a), c["min_dist_div"]),
+        )
+    half = c["half_wheelbase"]
+    cos_yaw, sin_yaw = np.cos(yaw), np.sin(yaw)
+    xr = x - half * cos_yaw
+    yr = y - half * sin_yaw
+    curv = np.tan(new_steer) / c["wheelbase"]
     dpsi = dist * curv
-    small = np.abs(dpsi) < 1e-6
-    safe = np.where(small, 1.0, dpsi)
+    small = np.abs(dpsi) < _SMALL_TURN
+    n_small = np.count_nonzero(small)
     # Chord of the circular arc; for tiny turns the straight-line limit.
-    fwd = np.where(small, dist, np.sin(safe) / np.where(small, 1.0, curv))
-    side = np.where(small, 0.5 * dist * dpsi, (1.0 - np.cos(safe)) / np.where(small, 1.0, curv))
-    c, s = np.cos(yaw), np.sin(yaw)
-    xr = xr + fwd * c - side * s
-    yr = yr + fwd * s + side * c
-    new_yaw = (yaw + dpsi + np.pi) % (2 * np.pi) - np.pi
+    if not n_small:
+        fwd = np.sin(dpsi) / curv
+        side = (_F1 - np.cos(dpsi)) / curv
+    elif n_small == small.size:
+        fwd = dist
+        side = _HALF * dist * dpsi
+    else:
+        safe = np.where(small, 1.0, dpsi)
+        fwd = np.where(small, dist, np.sin(safe) / np.where(small, 1.0, curv))
+        side = np.where(small, 0.5 * dist * dpsi, (1.0 - np.cos(safe)) / np.where(small, 1.0, curv))
+    xr = xr + fwd * cos_yaw - side * sin_yaw
+    yr = yr + fwd * sin_yaw + side * cos_yaw
+    new_yaw = (yaw + dpsi + _PI) % _TWO_PI - _PI
     nx = xr + half * np.cos(new_yaw)
     ny = yr + half * np.sin(new_yaw)
     f = np.float32
     return (
-        nx.astype(f),
-        ny.astype(f),
-        new_yaw.astype(f),
-        new_speed.astype(f),
-        new_steer.astype(f),
-        realised.astype(f),
+        nx.astype(f, copy=False),
+        ny.astype(f, copy=False),
+        new_yaw.astype(f, copy=False),
+        new_speed.astype(f, copy=False),
+        new_steer.astype(f, copy=False),
+        realised.astype(f, copy=False),
     )

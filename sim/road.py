@@ -53,6 +53,22 @@ HEADING_WEIGHT_M_PER_RAD = 2.0  # [m/rad] projection tie-break between overlappi
 TWO_PI = 2.0 * math.pi
 HEADING_FREE_RAD = 0.3  # [rad] heading mismatch ignored by that tie-break (lane changes, drift)
 
+# 0-d constants for the per-step kernels: a Python float operand costs ~0.3 us of conversion per
+# ufunc call, a typed 0-d array none (and float32 ones keep float32 maths float32).
+_F0 = np.array(0.0, np.float32)
+_F1 = np.array(1.0, np.float32)
+_INF = np.array(np.inf, np.float32)
+_HALF = np.array(0.5, np.float32)
+_MIN_SEC_LEN = np.array(1e-6, np.float32)
+_MIN_SLOPE = np.array(1e-3, np.float32)
+_PI = np.array(np.pi, np.float32)
+_NEG_PI = np.array(-np.pi, np.float32)
+_TWO_PI = np.array(TWO_PI, np.float32)
+_I0 = np.array(0, np.int32)
+_K0 = np.array(0, np.intp)
+_WINDOW = np.arange(-PROJECT_WINDOW, PROJECT_WINDOW + 1, dtype=np.int32)
+_K_LAST = np.array(_WINDOW.size - 1, np.intp)
+
 
 class LaneType(IntEnum):
     """What a lane is for; only DRIVING lanes carry traffic."""
@@ -102,6 +118,45 @@ class LaneGraph:
     section_s0: F32
     name: str = "road"
     key: str = field(default="")
+    # Derived in __post_init__ so the per-step kernels skip recomputing them (each saved array
+    # op is ~1 us at B=1). Per sample (P,): the segment to the next sample (0 at a lane's last
+    # sample, which never starts a segment) and its squared length, floored as the projection
+    # needs it; per lane (L,): the index of the last segment as float32, the clamp in
+    # :func:`segment_index` (float32 so the clamp does not promote to float64).
+    seg_dx: F32 = field(init=False, repr=False)
+    seg_dy: F32 = field(init=False, repr=False)
+    seg_len2: F32 = field(init=False, repr=False)
+    seg_len: F32 = field(init=False, repr=False)
+    seg_ds_ref: F32 = field(init=False, repr=False)  # s_ref change along the segment
+    lane_last_seg: F32 = field(init=False, repr=False)
+    lane_last_seg_i: I32 = field(init=False, repr=False)
+    # [m] s range of one (env, lane) group in the traffic sort keys (sim.traffic), float64 0-d.
+    entry_span: NDArray[np.float64] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        def derive(name: str, value: F32) -> None:
+            object.__setattr__(self, name, value)
+
+        dx = np.zeros_like(self.x)
+        dy = np.zeros_like(self.y)
+        dx[:-1] = self.x[1:] - self.x[:-1]
+        dy[:-1] = self.y[1:] - self.y[:-1]
+        last = self.lane_start + self.lane_npoints - 1
+        dx[last] = 0.0
+        dy[last] = 0.0
+        derive("seg_dx", dx)
+        derive("seg_dy", dy)
+        len2 = np.maximum(dx * dx + dy * dy, np.float32(1e-9))
+        derive("seg_len2", len2)
+        derive("seg_len", np.sqrt(len2))
+        dsr = np.zeros_like(self.s_ref)
+        dsr[:-1] = self.s_ref[1:] - self.s_ref[:-1]
+        dsr[last] = 0.0
+        derive("seg_ds_ref", dsr)
+        derive("lane_last_seg", (self.lane_npoints - 2).astype(np.float32))
+        derive("lane_last_seg_i", (self.lane_npoints - 2).astype(np.int32))
+        # float32 maths then float64, as the sort always computed it: the keys keep their bits.
+        derive("entry_span", np.array(float(2.0 * self.lane_length.max() + 10.0), np.float64))
 
     @property
     def num_lanes(self) -> int:
@@ -481,13 +536,19 @@ def _wrap(a: NDArray[np.floating]) -> NDArray[np.floating]:
 
 
 def segment_index(g: LaneGraph, lane: I32, s: F32) -> tuple[I32, F32]:
-    """Flat index of the segment start holding ``s`` and the fraction along it."""
-    u = s / g.lane_ds[lane]
-    i = np.minimum(np.maximum(np.floor(u), 0.0), g.lane_npoints[lane] - 2).astype(
-        np.int32, copy=False
-    )
-    frac = np.minimum(np.maximum(u - i, 0.0), 1.0).astype(np.float32, copy=False)
-    return g.lane_start[lane] + i, frac
+    """Flat index of the segment start holding ``s`` and the fraction along it (float32).
+
+    Computed in the dtype of ``s``: ``u - floor(u)`` is exact, so clamping the float index
+    before the integer cast gives the same bits as clamping the integer one, without promoting
+    float32 to float64 against an int32 bound.
+    """
+    u = s / g.lane_ds.take(lane)
+    if not isinstance(u, np.ndarray):  # a single 0-d query (spec checks)
+        i0, f0 = segment_index(g, np.reshape(lane, 1), np.reshape(s, 1))
+        return i0.reshape(()), f0.reshape(())
+    i = np.minimum(np.maximum(np.floor(u), _F0), g.lane_last_seg.take(lane))
+    frac = np.minimum(np.maximum(u - i, _F0), _F1)
+    return g.lane_start.take(lane) + i.astype(np.int32), frac.astype(np.float32, copy=False)
 
 
 def interp(g: LaneGraph, values: F32, lane: I32, s: F32) -> F32:
@@ -497,15 +558,23 @@ def interp(g: LaneGraph, values: F32, lane: I32, s: F32) -> F32:
     return (v0 + (values[i + 1] - v0) * f).astype(np.float32, copy=False)
 
 
+def wrap_half_turn(h: F32) -> F32:
+    """Angles within one turn of [-pi, pi) to [-pi, pi), float32.
+
+    Bit-identical to ``where(h >= pi, h - 2 pi, h)`` then ``where(h < -pi, h + 2 pi, h)``
+    (adding ``2 pi * False`` adds an exact zero) in fewer, cheaper array ops.
+    """
+    h = h - _TWO_PI * (h >= _PI)
+    out: F32 = h + _TWO_PI * (h < _NEG_PI)
+    return out
+
+
 def lane_pose(g: LaneGraph, lane: I32, s: F32, d: F32) -> tuple[F32, F32, F32]:
     """World pose of lane coordinates. Returns (x, y, heading) of the same shape."""
     i, f = segment_index(g, lane, s)
-    h = g.heading[i] + g.dheading[i] * f
-    h = np.where(h >= np.pi, h - TWO_PI, h)
-    h = np.where(h < -np.pi, h + TWO_PI, h)
-    x0, y0 = g.x[i], g.y[i]
-    x = x0 + (g.x[i + 1] - x0) * f - d * np.sin(h)
-    y = y0 + (g.y[i + 1] - y0) * f + d * np.cos(h)
+    h = wrap_half_turn(g.heading.take(i) + g.dheading.take(i) * f)
+    x = g.x.take(i) + g.seg_dx.take(i) * f - d * np.sin(h)
+    y = g.y.take(i) + g.seg_dy.take(i) * f + d * np.cos(h)
     return (
         x.astype(np.float32, copy=False),
         y.astype(np.float32, copy=False),
@@ -514,20 +583,31 @@ def lane_pose(g: LaneGraph, lane: I32, s: F32, d: F32) -> tuple[F32, F32, F32]:
 
 
 def s_ref_to_s(g: LaneGraph, lane: I32, s_ref: F32) -> F32:
-    """Centre-line ``s`` of ``lane`` at section reference coordinate ``s_ref`` (2 Newton steps)."""
-    sec_len = g.section_length[g.section[lane]]
-    s = (s_ref * g.lane_length[lane] / np.maximum(sec_len, 1e-6)).astype(np.float32, copy=False)
+    """Centre-line ``s`` of ``lane`` at section reference coordinate ``s_ref`` (2 Newton steps).
+
+    :func:`segment_index` is written out with the per-lane lookups hoisted out of the loop.
+    """
+    ds = g.lane_ds.take(lane)
+    last = g.lane_last_seg.take(lane)
+    start = g.lane_start.take(lane)
+    length = g.lane_length.take(lane)
+    sec_len = g.section_length.take(g.section.take(lane))
+    s = (s_ref * length / np.maximum(sec_len, _MIN_SEC_LEN)).astype(np.float32, copy=False)
     for _ in range(2):
-        i, f = segment_index(g, lane, s)
-        r = g.s_ref[i] * (1 - f) + g.s_ref[i + 1] * f
-        slope = (g.s_ref[i + 1] - g.s_ref[i]) / g.lane_ds[lane]
-        s = s + (s_ref - r) / np.maximum(slope, 1e-3)
-    return np.minimum(np.maximum(s, 0.0), g.lane_length[lane]).astype(np.float32, copy=False)
+        u = s / ds
+        i = np.minimum(np.maximum(np.floor(u), _F0), last)
+        f = np.minimum(np.maximum(u - i, _F0), _F1).astype(np.float32, copy=False)
+        k = start + i.astype(np.int32)
+        r0, r1 = g.s_ref.take(k), g.s_ref.take(k + 1)
+        r = r0 * (_F1 - f) + r1 * f
+        slope = (r1 - r0) / ds
+        s = s + (s_ref - r) / np.maximum(slope, _MIN_SLOPE)
+    return np.minimum(np.maximum(s, _F0), length).astype(np.float32, copy=False)
 
 
 def map_to_neighbor(g: LaneGraph, lane: I32, s: F32, other: I32) -> F32:
     """``s`` on a parallel lane ``other`` (same section) at the same reference coordinate."""
-    safe = np.where(other >= 0, other, lane).astype(np.int32, copy=False)
+    safe = np.where(other >= _I0, other, lane).astype(np.int32, copy=False)
     return s_ref_to_s(g, safe, interp(g, g.s_ref, lane, s))
 
 
@@ -546,8 +626,8 @@ def advance(
     """
     ended = np.zeros(lane.shape, np.bool_)
     for _ in range(max_hops):
-        over = s > g.lane_length[lane]
-        if not over.any():
+        over = s > g.lane_length.take(lane)
+        if not np.count_nonzero(over):  # nobody past a lane end: inputs returned as they are
             break
         nsucc = g.num_successors[lane]
         has = over & (nsucc > 0)
@@ -689,30 +769,39 @@ def project_tracking(
     previous lane, its left/right neighbours, its first successor/predecessor and the
     neighbours' successors; points that moved further than that fall back to
     :func:`project_global`. Query shape (B,).
+
+    The first phase is :func:`_project_on` written out for one lane with no heading tie-break,
+    on the graph's precomputed segment vectors: it runs every step for every env, and at B=1 its
+    cost is the number of array operations (same maths, same bits).
     """
     lane = np.asarray(lane, np.int32)
     s_prev = np.asarray(s, np.float32)
-    w = np.arange(-PROJECT_WINDOW, PROJECT_WINDOW + 1, dtype=np.int32)
-    centre = np.floor(s_prev / g.lane_ds[lane]).astype(np.int32, copy=False)
-    idx = centre[:, None] + w
-    nseg = (g.lane_npoints[lane] - 1)[:, None]
-    ok = (idx >= 0) & (idx < nseg)
-    flat = g.lane_start[lane][:, None] + np.minimum(np.maximum(idx, 0), nseg - 1)
-    # One lane: no heading tie-break needed (yaw=None saves a dozen array ops per step).
-    k, t, d, _, dist = _project_on(g, x, y, None, flat, ok)
-    best = flat[np.arange(k.size), k]
-    seg_i = best - g.lane_start[lane]
-    last = nseg[:, 0] - 1
-    at_edge = ((k == 0) & (seg_i > 0)) | ((k == w.size - 1) & (seg_i < last))
-    at_end = ((seg_i == last) & (t >= 1.0)) | ((seg_i == 0) & (t <= 0.0))
-    absd = np.abs(d)
+    start = g.lane_start.take(lane)
+    last = g.lane_last_seg_i.take(lane)  # index of the lane's last segment
+    idx = np.floor(s_prev / g.lane_ds.take(lane)).astype(np.int32)[:, None] + _WINDOW
+    seg = np.minimum(np.maximum(idx, _I0), last[:, None])
+    ok = idx == seg  # window slots inside the lane
+    flat = start[:, None] + seg  # (Q, W) flat segment starts
+    ex, ey = g.seg_dx.take(flat), g.seg_dy.take(flat)
+    qx, qy = x[:, None] - g.x.take(flat), y[:, None] - g.y.take(flat)
+    t = np.minimum(np.maximum((qx * ex + qy * ey) / g.seg_len2.take(flat), _F0), _F1)
+    dx, dy = qx - t * ex, qy - t * ey
+    dist = np.sqrt(dx * dx + dy * dy)
+    k = np.where(ok, dist, _INF).argmin(axis=-1)
+    pick = np.arange(0, k.size * _WINDOW.size, _WINDOW.size) + k  # flat (Q, W) index of k
+    best = flat.take(pick)
+    t = t.take(pick)
+    d = (ex * qy - ey * qx).take(pick) / g.seg_len.take(best)
+    dist = dist.take(pick)
+    seg_i = best - start
+    at_edge = ((k == _K0) & (seg_i > _I0)) | ((k == _K_LAST) & (seg_i < last))
+    at_end = ((seg_i == last) & (t >= _F1)) | ((seg_i == _I0) & (t <= _F0))
     # (Beyond the lane ends is at_end; a point outside a bend may sit in the wedge between two
     # segments, where its distance exceeds |d| by a hair: that is still settled.)
-    settled = (absd <= 0.5 * g.width[best]) & ~at_edge & ~at_end
-    new_s = g.s[best] + t * g.lane_ds[lane]
-    r0 = g.s_ref[best]
-    s_ref = r0 + (g.s_ref[best + 1] - r0) * t
-    if settled.all():
+    settled = (np.abs(d) <= _HALF * g.width.take(best)) & ~(at_edge | at_end)
+    new_s = g.s.take(best) + t * g.lane_ds.take(lane)
+    s_ref = g.s_ref.take(best) + g.seg_ds_ref.take(best) * t
+    if np.count_nonzero(settled) == settled.size:
         return Projection(lane, new_s, d, dist, s_ref)
     new_lane = lane.copy()
     rest = np.nonzero(~settled)[0]

@@ -18,6 +18,7 @@ actions give bit-identical results.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import numpy as np
@@ -462,6 +463,8 @@ def reset(
 def _fire_events(st: WorldState, road: R.LaneGraph) -> WorldState:
     """Trigger scripted events and apply their effects (desired speed, brake, lane change)."""
     ev = st.events
+    if not np.count_nonzero(ev.kind):  # no scripted events at all (EventKind.NONE == 0)
+        return st
     pending = (ev.kind != EventKind.NONE) & ~ev.fired & st.valid[..., None]
     if not pending.any():
         return st
@@ -515,6 +518,26 @@ def _fire_events(st: WorldState, road: R.LaneGraph) -> WorldState:
     )
 
 
+@lru_cache(maxsize=64)
+def _flat_layout(B: int, N: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(flat actor index, env index), both (B * N,) int64; read-only, shared across steps."""
+    flat = np.arange(B * N, dtype=np.int64)
+    env = flat // N
+    flat.flags.writeable = False
+    env.flags.writeable = False
+    return flat, env
+
+
+# Typed 0-d constants for the per-step maths: a Python float operand costs ~0.3 us of
+# conversion per ufunc call (as much as the arithmetic at B=1); NEP 50 casts it to float32
+# anyway, so these give the same bits.
+_F0 = np.array(0.0, np.float32)
+_HALF = np.array(0.5, np.float32)
+_FREE_GAP = np.array(FREE_GAP, np.float32)
+_STOPPED_EPS = np.array(STOPPED_EPS, np.float32)
+_NO_LEADER = np.array(0, np.int64)
+
+
 def step(
     state: WorldState, actions: NDArray[np.floating], params: SimParams, road: R.LaneGraph
 ) -> WorldState:
@@ -528,28 +551,35 @@ def step(
 
     Returns:
         The next state.
+
+    At B=1 the cost of a step is the number of numpy calls, so the no-op cases that dominate
+    (no scripted brake, no lane change in progress, nobody stopping or leaving a lane, no ego
+    straddling two lanes) skip their selects; each branch computes what the general formula
+    gives there, bit for bit.
     """
     dt = params.dt
+    dt32 = np.array(dt, np.float32)
     st = _fire_events(state, road)
     B, N = st.x.shape
     g = road
     beh = st.behavior
+    lane0, s0, d0 = st.lane[:, 0], st.s[:, 0], st.d[:, 0]
 
     # --- Neighbour search on the current state -----------------------------------------------
-    ego_w = R.interp(g, g.width, st.lane[:, 0], st.s[:, 0])
-    intr = np.abs(st.d[:, 0]) > 0.5 * (ego_w - st.width[:, 0])
-    ego_nb = np.where(st.d[:, 0] > 0, g.left[st.lane[:, 0]], g.right[st.lane[:, 0]])
+    # The ego is listed on the neighbour lane its box overlaps; traffic on the lane it changes to.
+    ego_w = R.interp(g, g.width, lane0, s0)
+    intr = np.abs(d0) > _HALF * (ego_w - st.width[:, 0])
     lane2 = st.lc_target.copy()
-    lane2[:, 0] = np.where(intr, ego_nb, -1)
-    s2 = st.s.copy()
+    lane2[:, 0] = np.where(intr, np.where(d0 > _F0, g.left.take(lane0), g.right.take(lane0)), -1)
     sec = lane2 >= 0
-    if sec.any():  # only actors straddling two lanes need the mapping
+    n_sec = np.count_nonzero(sec)
+    s2 = st.s
+    if n_sec:  # only actors straddling two lanes need the mapping
+        s2 = st.s.copy()
         s2[sec] = R.map_to_neighbor(g, st.lane[sec], st.s[sec], lane2[sec])
     ent, _ = sort_entries(g, st.lane, st.s, st.valid, lane2, s2)
 
-    flat = np.arange(B * N, dtype=np.int64)
-    env = flat // N
-    lane_f = st.lane.reshape(-1)
+    flat, env = _flat_layout(B, N)
     s_f = st.s.reshape(-1)
     v_f = st.speed.reshape(-1)
     len_f = st.length.reshape(-1)
@@ -558,41 +588,56 @@ def step(
     def bf(a: F32) -> F32:
         return a.reshape(-1)
 
-    lead, dist = find_leader(ent, g, env, lane_f, s_f, flat, choice_f)
-    changing = lane2.reshape(-1) >= 0
-    if changing.any():
-        ci = np.nonzero(changing)[0]
-        l2, d2 = find_leader(
-            ent, g, env[ci], lane2.reshape(-1)[ci], s2.reshape(-1)[ci], flat[ci], choice_f[ci]
+    lane_f = st.lane.reshape(-1)
+    if n_sec:
+        # Actors on two lanes also look for a leader on the second one; one search answers
+        # both (queries are independent), the closer leader wins.
+        ci = np.nonzero(sec.reshape(-1))[0]  # == flat[ci]
+        M = B * N
+        lead, dist = find_leader(
+            ent,
+            g,
+            np.concatenate([env, env.take(ci)]),
+            np.concatenate([lane_f, lane2.reshape(-1).take(ci)]),
+            np.concatenate([s_f, s2.reshape(-1).take(ci)]),
+            np.concatenate([flat, ci]),
+            np.concatenate([choice_f, choice_f.take(ci)]),
         )
-        closer = d2 < dist[ci]
-        lead[ci] = np.where(closer, l2, lead[ci])
-        dist[ci] = np.where(closer, d2, dist[ci])
-    has_lead = lead >= 0
-    lead_c = np.maximum(lead, 0)
-    gap = np.where(has_lead, dist - 0.5 * (len_f + len_f[lead_c]), FREE_GAP).astype(
-        np.float32, copy=False
-    )
-    dv = np.where(has_lead, v_f - v_f[lead_c], 0.0).astype(np.float32, copy=False)
+        l2, d2 = lead[M:], dist[M:]
+        lead, dist = lead[:M], dist[:M]
+        l1, d1 = lead.take(ci), dist.take(ci)
+        closer = d2 < d1
+        lead[ci] = np.where(closer, l2, l1)
+        dist[ci] = np.where(closer, d2, d1)
+    else:
+        lead, dist = find_leader(ent, g, env, lane_f, s_f, flat, choice_f)
+    has_lead = lead >= _NO_LEADER
+    # lead == -1 gathers the last actor: harmless, the select drops it.
+    gap = np.where(has_lead, dist - _HALF * (len_f + len_f.take(lead)), _FREE_GAP)
+    dv = np.where(has_lead, v_f - v_f.take(lead), _F0)
     acc = idm_accel(
         v_f, bf(beh.v0), gap, dv, bf(beh.headway), bf(beh.min_gap), bf(beh.a_max), bf(beh.b_comf)
     )
     brake = bf(st.brake_decel)
-    braking = (brake > 0) & (v_f > bf(beh.v0) + STOPPED_EPS)
-    acc = np.where(braking, np.minimum(acc, -brake), acc)
-    new_brake = np.where(braking, brake, 0.0).astype(np.float32, copy=False).reshape(B, N)
+    if np.count_nonzero(brake):
+        braking = (brake > _F0) & (v_f > bf(beh.v0) + _STOPPED_EPS)
+        acc = np.where(braking, np.minimum(acc, -brake), acc)
+        new_brake = np.where(braking, brake, _F0).reshape(B, N)
+    else:  # no scripted brake anywhere
+        new_brake = np.zeros((B, N), np.float32)
 
     # --- MOBIL lane-change decisions (staggered subset) --------------------------------------
     lc_target = st.lc_target.copy()
-    lc_offset = st.lc_offset.copy()
-    lc_elapsed = st.lc_elapsed.copy()
+    lc_offset = st.lc_offset
+    lc_elapsed = st.lc_elapsed
     # Each env holds a MOBIL round once per mobil_interval_s (envs staggered so the batch cost
     # is even); rounds alternate between changes to the left and to the right so two vehicles
     # from either side never claim the same gap on the same snapshot.
     period = max(1, round(params.mobil_interval_s / dt))
     clock = st.step_count + st.phase
-    slot = (clock % period == 0)[:, None]
-    if slot.any():
+    slot_b = clock % period == 0
+    if np.count_nonzero(slot_b):
+        slot = slot_b[:, None]
         cand = (
             slot
             & st.valid
@@ -605,6 +650,8 @@ def step(
         ci = np.nonzero(cand.reshape(-1))[0]
         if ci.size:
             leftward = ((clock // period) % 2 == 0)[:, None] & np.ones((1, N), np.bool_)
+            lc_offset = lc_offset.copy()  # _mobil starts changes in place
+            lc_elapsed = lc_elapsed.copy()
             _mobil(
                 st,
                 g,
@@ -621,44 +668,59 @@ def step(
 
     # --- Move traffic along lanes --------------------------------------------------------------
     acc2 = acc.reshape(B, N)
-    v_new = np.maximum(st.speed + acc2 * dt, 0.0)
-    ds = np.where(
-        v_new > 0, 0.5 * (st.speed + v_new) * dt, st.speed**2 / np.maximum(2 * np.abs(acc2), 1e-6)
-    )
+    v_new = np.maximum(st.speed + acc2 * dt32, _F0)
+    if np.count_nonzero(v_new) == v_new.size:  # nobody comes to a stop within the step
+        ds = _HALF * (st.speed + v_new) * dt32
+    else:
+        ds = np.where(
+            v_new > 0,
+            0.5 * (st.speed + v_new) * dt,
+            st.speed**2 / np.maximum(2 * np.abs(acc2), 1e-6),
+        )
     s_new = (st.s + ds).astype(np.float32, copy=False)
     active = lc_target >= 0
-    lc_elapsed = np.where(active, lc_elapsed + dt, 0.0).astype(np.float32, copy=False)
-    dur = np.maximum(beh.lc_duration, 1e-3)
-    phase = np.minimum(lc_elapsed / dur, 1.0)
-    d_new = np.where(active, lc_offset * 0.5 * (1 - np.cos(np.pi * phase)), 0.0)
-    d_dot = np.where(
-        active & (phase < 1), lc_offset * np.pi / (2 * dur) * np.sin(np.pi * phase), 0.0
-    )
-    done_lc = active & (phase >= 1.0)
-    lane_new = st.lane.copy()
-    if done_lc.any():
-        tgt = np.where(done_lc, lc_target, st.lane).astype(np.int32, copy=False)
-        s_new = np.where(done_lc, R.map_to_neighbor(g, st.lane, s_new, tgt), s_new)
-        lane_new = tgt
-        d_new = np.where(done_lc, 0.0, d_new)
-        lc_target = np.where(done_lc, -1, lc_target)
-        lc_offset = np.where(done_lc, 0.0, lc_offset)
+    lane_new = st.lane
+    d_dot: F32 | None = None  # lateral speed of lane changes; None: nobody changes lane
+    if np.count_nonzero(active):
+        lc_elapsed = np.where(active, lc_elapsed + dt, 0.0).astype(np.float32, copy=False)
+        dur = np.maximum(beh.lc_duration, 1e-3)
+        phase = np.minimum(lc_elapsed / dur, 1.0)
+        d_new = np.where(active, lc_offset * 0.5 * (1 - np.cos(np.pi * phase)), 0.0)
+        d_dot = np.where(
+            active & (phase < 1), lc_offset * np.pi / (2 * dur) * np.sin(np.pi * phase), 0.0
+        )
+        done_lc = active & (phase >= 1.0)
+        if done_lc.any():
+            tgt = np.where(done_lc, lc_target, st.lane).astype(np.int32, copy=False)
+            s_new = np.where(done_lc, R.map_to_neighbor(g, st.lane, s_new, tgt), s_new)
+            lane_new = tgt
+            d_new = np.where(done_lc, 0.0, d_new)
+            lc_target = np.where(done_lc, -1, lc_target)
+            lc_offset = np.where(done_lc, 0.0, lc_offset)
+    else:
+        lc_elapsed = np.zeros((B, N), np.float32)
+        d_new = np.zeros((B, N), np.float32)
     lane_adv, s_adv, ended = R.advance(
         g, lane_new, s_new.astype(np.float32, copy=False), st.route_choice
     )
-    moved = lane_adv != lane_new
-    if (moved & (lc_target >= 0)).any():
-        # A lane change that runs across a lane end continues from the successor lane.
-        nb = np.where(lc_offset > 0, g.left[lane_adv], g.right[lane_adv])
-        keep = moved & (lc_target >= 0)
-        lc_target = np.where(keep, nb, lc_target)
-        lost = keep & (nb < 0)
-        d_new = np.where(lost, 0.0, d_new)
-        lc_offset = np.where(lost, 0.0, lc_offset)
-        lc_target = np.where(lost, -1, lc_target)
-    tx, ty, th = R.lane_pose(g, lane_adv, s_adv, d_new.astype(np.float32, copy=False))
-    tyaw = th + np.arctan2(d_dot, np.maximum(v_new, 0.1))
-    valid = st.valid & ~(ended & (np.arange(N) > 0)[None, :])
+    if lane_adv is not lane_new:  # someone ran past a lane end
+        moved = lane_adv != lane_new
+        if (moved & (lc_target >= 0)).any():
+            # A lane change that runs across a lane end continues from the successor lane.
+            nb = np.where(lc_offset > 0, g.left[lane_adv], g.right[lane_adv])
+            keep = moved & (lc_target >= 0)
+            lc_target = np.where(keep, nb, lc_target)
+            lost = keep & (nb < 0)
+            d_new = np.where(lost, 0.0, d_new)
+            lc_offset = np.where(lost, 0.0, lc_offset)
+            lc_target = np.where(lost, -1, lc_target)
+    tx, ty, tyaw = R.lane_pose(g, lane_adv, s_adv, d_new.astype(np.float32, copy=False))
+    if d_dot is not None:
+        # With no lateral motion the yaw is the lane heading, which lane_pose already wrapped.
+        tyaw = R.wrap_half_turn(tyaw + np.arctan2(d_dot, np.maximum(v_new, 0.1)))
+    valid = st.valid
+    if np.count_nonzero(ended):
+        valid = valid & ~(ended & (np.arange(N) > 0)[None, :])
 
     # --- Ego: bicycle model + projection -------------------------------------------------------
     act, _ = sanitize_action(actions)
@@ -672,54 +734,50 @@ def step(
         dt,
         params.vehicle,
     )
-    proj = R.project_tracking(g, ex, ey, eyaw, st.lane[:, 0], st.s[:, 0] + ev * dt)
+    proj = R.project_tracking(g, ex, ey, eyaw, lane0, s0 + ev * dt32)
 
-    def with_ego(traffic: NDArray[Any], ego: NDArray[Any], dtype: type = np.float32) -> Any:
+    def with_ego(traffic: NDArray[Any], ego: NDArray[Any] | int, dtype: type = np.float32) -> Any:
         # Every traffic array here is freshly computed in this step (never a view of the
         # input state), so the ego column is written in place instead of copying.
         out: NDArray[Any] = traffic.astype(dtype, copy=False)
         out[:, 0] = ego
         return out
 
-    x = with_ego(tx, ex)
-    y = with_ego(ty, ey)
-    tyaw = np.where(tyaw >= np.pi, tyaw - 2 * np.pi, tyaw)
-    yaw = with_ego(np.where(tyaw < -np.pi, tyaw + 2 * np.pi, tyaw), eyaw)
-    speed = with_ego(v_new, ev)
-    accel = with_ego(np.where(st.valid, acc2, 0.0), eacc)
-    steer = with_ego(np.zeros_like(st.steer), esteer)
-    lane = with_ego(lane_adv, proj.lane, np.int32)
-    s = with_ego(s_adv, proj.s)
+    if lane_adv is st.lane:  # nobody moved lanes: the one array here that is the input's
+        lane_adv = lane_adv.copy()
     d = with_ego(d_new, proj.d)
-    lane_dist = with_ego(np.abs(d), proj.distance)
-    lc_target[:, 0] = -1
-
     route, progress, on_route = _route_progress(st, g, proj)
-    moved_m = ev * dt
-    off_route_m = np.where(on_route, 0.0, st.off_route_m + moved_m).astype(np.float32)
-    stopped_s = np.where(ev < BLOCKED_SPEED, st.stopped_s + dt, 0.0).astype(np.float32)
-    return replace(
-        st,
-        x=x,
-        y=y,
-        yaw=yaw,
-        speed=speed,
-        accel=accel,
-        steer=steer,
-        lane=lane,
-        s=s,
+    off_route_m = np.where(on_route, _F0, st.off_route_m + ev * dt32).astype(np.float32)
+    stopped_s = np.where(ev < BLOCKED_SPEED, st.stopped_s + dt32, _F0).astype(np.float32)
+    return WorldState(
+        x=with_ego(tx, ex),
+        y=with_ego(ty, ey),
+        yaw=with_ego(tyaw, eyaw),
+        speed=with_ego(v_new, ev),
+        accel=with_ego(np.where(st.valid, acc2, _F0), eacc),
+        steer=with_ego(np.zeros((B, N), np.float32), esteer),
+        length=st.length,
+        width=st.width,
+        lane=with_ego(lane_adv, proj.lane, np.int32),
+        s=with_ego(s_adv, proj.s),
         d=d,
+        actor_type=st.actor_type,
         valid=valid,
-        lc_target=lc_target.astype(np.int32, copy=False),
+        behavior=st.behavior,
+        events=st.events,
+        lc_target=with_ego(lc_target.astype(np.int32, copy=False), -1, np.int32),
         lc_elapsed=lc_elapsed,
         lc_offset=lc_offset.astype(np.float32, copy=False),
         brake_decel=new_brake,
+        route_choice=st.route_choice,
         route=route,
-        time=(st.time + dt).astype(np.float32, copy=False),
+        time=st.time + dt32,
         step_count=st.step_count + 1,
         progress=progress,
         prev_progress=st.progress,
-        lane_dist=lane_dist,
+        time_limit=st.time_limit,
+        phase=st.phase,
+        lane_dist=with_ego(np.abs(d), proj.distance),
         stopped_s=stopped_s,
         off_route_m=off_route_m,
     )
@@ -848,26 +906,33 @@ def _route_progress(
 
     The ego stays in its chain entry while on that section (any lane of it), moves to the next
     entry when it reaches the next section (or wraps around a ring), and otherwise (off its
-    route) keeps its last progress.
+    route) keeps its last progress. Per-env lookups are flat ``take``s (row offset + column).
     """
     rt = st.route
-    B = proj.lane.shape[0]
-    b = np.arange(B)
-    Rn = rt.sections.shape[1]
-    sec = g.section[proj.lane]
+    B, Rn = rt.sections.shape
+    row = np.arange(0, B * Rn, Rn)  # row starts in the flat (B, R) sections
+    sec = g.section.take(proj.lane)
     s_ref = proj.s_ref
-    prev_ref = rt.s_ref
-    cur = rt.sections[b, rt.index]
-    nxt_i = np.minimum(rt.index + 1, Rn - 1)
-    nxt = rt.sections[b, nxt_i]
-    half = 0.5 * g.section_length[np.maximum(sec, 0)]
-    wrapped = (sec == cur) & (s_ref < prev_ref - half)
-    advance = (rt.index + 1 < Rn) & (nxt == sec) & ((nxt != cur) | wrapped)
-    index = np.where(advance, nxt_i, rt.index).astype(np.int32, copy=False)
-    on = rt.sections[b, index] == sec
-    prog = rt.cum_length[b, index] + s_ref
+    index = rt.index
+    cur = rt.sections.take(row + index)
+    nxt_i = np.minimum(index + 1, Rn - 1)
+    nxt = rt.sections.take(row + nxt_i)
+    half = _HALF * g.section_length.take(sec)
+    wrapped = (sec == cur) & (s_ref < rt.s_ref - half)
+    advance = (index + 1 < Rn) & (nxt == sec) & ((nxt != cur) | wrapped)
+    index = np.where(advance, nxt_i, index).astype(np.int32, copy=False)
+    on = rt.sections.take(row + index) == sec
+    prog = rt.cum_length.take(row + np.arange(B) + index) + s_ref  # (B, R + 1) rows
     progress = np.where(on, prog, st.progress).astype(np.float32, copy=False)
-    return replace(rt, index=index, s_ref=s_ref.astype(np.float32, copy=False)), progress, on
+    route = Route(
+        rt.sections,
+        rt.cum_length,
+        index,
+        rt.length,
+        rt.start_offset,
+        s_ref.astype(np.float32, copy=False),
+    )
+    return route, progress, on
 
 
 __all__ = ["SimParams", "reset", "step"]
