@@ -665,3 +665,68 @@ __all__ = [
     "tractive_power",
     "vehicle_from_dict",
 ]
+
+
+# ---------------------------------------------------------------------------------------------
+# A lookup table for the per-step hot path
+# ---------------------------------------------------------------------------------------------
+
+LUT_SPEED_STEP = 0.1  # [m/s] table spacing: gear changes make steps in speed, keep them sharp
+LUT_SPEED_MAX = 70.0  # [m/s] ~250 km/h, above any speed the simulator's car reaches
+LUT_ACCEL_STEP = 0.05  # [m/s^2] fine enough that the cut-off edge smears over < 0.05 m/s^2
+LUT_ACCEL_RANGE = (-12.0, 8.0)  # [m/s^2] beyond emergency braking and full throttle
+
+
+@functools.lru_cache(maxsize=8)
+def _flat_lut(p: FuelParams) -> NDArray[np.float32]:
+    """The engine's driving-branch fuel rate on a flat road, on a (speed, accel) grid [ml/s].
+
+    Only the smooth part is tabulated (Willans fuel at the WLTP gear, floored at idle); the
+    discontinuous rules (standstill, fuel cut-off, start-stop) are applied exactly at lookup.
+    """
+    v = np.arange(0.0, LUT_SPEED_MAX + LUT_SPEED_STEP / 2, LUT_SPEED_STEP)
+    a = np.arange(LUT_ACCEL_RANGE[0], LUT_ACCEL_RANGE[1] + LUT_ACCEL_STEP / 2, LUT_ACCEL_STEP)
+    vv, aa = np.meshgrid(v, a, indexing="ij")
+    _, rpm, engine_power = engine_state(vv, aa, np.zeros_like(vv), p)
+    table = np.maximum(_willans_fuel(rpm, engine_power, p), idle_fuel_rate(p)).astype(np.float32)
+    table.setflags(write=False)
+    return table
+
+
+def fuel_rate_flat(speed: NDArray[np.floating], accel: NDArray[np.floating], p: Vehicle) -> F64:
+    """:func:`fuel_rate` on a flat road, with the engine model read from a table [ml/s].
+
+    The full engine model (gear choice over six gears, Willans line) costs ~70 us per call at
+    batch 1; here the smooth driving branch is bilinear in a precomputed table and the
+    standstill, cut-off and start-stop rules are applied exactly, as in :func:`fuel_rate`.
+    Agrees with the model to < 1 % of fuel on every drive cycle (test); inputs outside the
+    table are clamped to its edge.
+    """
+    if isinstance(p, ElectricParams):
+        return np.zeros(np.shape(speed), np.float64)
+    v = np.maximum(np.asarray(speed, np.float64), 0.0)
+    acc = np.asarray(accel, np.float64)
+    table = _flat_lut(p)
+    nv, na = table.shape
+    u = np.minimum(v / LUT_SPEED_STEP, nv - 1.000001)
+    w = np.clip((acc - LUT_ACCEL_RANGE[0]) / LUT_ACCEL_STEP, 0.0, na - 1.000001)
+    i = u.astype(np.intp)
+    j = w.astype(np.intp)
+    fu, fw = u - i, w - j
+    flat = table.reshape(-1)
+    k = i * na + j
+    top = flat[k] * (1.0 - fw) + flat[k + 1] * fw
+    bottom = flat[k + na] * (1.0 - fw) + flat[k + na + 1] * fw
+    driving = top * (1.0 - fu) + bottom * fu
+    force = (
+        p.rotating_mass_factor * p.mass * acc
+        + p.mass * GRAVITY * p.rolling_coef
+        + 0.5 * AIR_DENSITY * p.drag_area * v * v
+    )
+    idle = idle_fuel_rate(p)
+    stopped = (v < STANDSTILL_SPEED) & (acc <= 0.0)
+    rate = np.where((force > 0.0) & ~stopped, driving, idle)
+    rate = np.where((force * v < 0.0) & (v >= p.fuel_cutoff_min_speed), 0.0, rate)
+    if p.start_stop:
+        rate = np.where(stopped, 0.0, rate)
+    return np.asarray(rate, np.float64)

@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 
 from sim import road as R
 from sim.collision import ego_collisions
-from sim.fuel import FuelParams, Vehicle, energy_rate, fuel_rate
+from sim.fuel import FuelParams, Vehicle, energy_rate, fuel_rate_flat
 from sim.scores import BLOCKED_TIME_S, ROUTE_COMPLETED_WITHIN_M, ROUTE_DEVIATION_M
 from sim.state import ActorType, WorldState
 
@@ -239,7 +239,7 @@ def evaluate(
     flat = np.zeros_like(v)  # [-] grade: procedural roads are flat until maps bring elevation
     veh = cfg.vehicle
     if isinstance(veh, FuelParams):  # one engine evaluation serves both (the model is costly)
-        rate_ml = fuel_rate(v, nxt.accel[:, 0], flat, veh).astype(np.float32)
+        rate_ml = fuel_rate_flat(v, nxt.accel[:, 0], veh).astype(np.float32)
         power_w = (rate_ml * (veh.fuel_energy_j_per_l / 1000.0)).astype(np.float32)
     else:
         rate_ml = np.zeros(B, np.float32)

@@ -378,3 +378,24 @@ def test_bench_prints_one_json_line_per_cycle() -> None:
     assert row["cycle"] == "wltc_class3b" and row["vehicle"] == "petrol_car"
     assert row["reference_l_per_100km"] == pytest.approx(8.463)
     assert {"l_per_100km", "co2_g_per_km", "distance_km", "rel_error"} <= row.keys()
+
+
+def test_flat_lookup_table_matches_the_model_on_every_cycle() -> None:
+    from sim.fuel import FuelParams, fuel_rate, fuel_rate_flat, load_cycle
+
+    p = FuelParams()
+    cycles = sorted((DATA / "drive_cycles").glob("*.csv")) if DATA.is_dir() else []
+    if not cycles:
+        pytest.skip(f"no drive cycles under {DATA}")
+    for path in cycles:
+        t, v = load_cycle(path)
+        a = np.gradient(v, t)
+        exact = np.trapezoid(fuel_rate(v, a, np.zeros_like(v), p), t)
+        fast = np.trapezoid(fuel_rate_flat(v, a, p), t)
+        assert fast == pytest.approx(exact, rel=0.01), path.name
+    rng = np.random.default_rng(0)
+    v = rng.uniform(0, 40, 2000)
+    a = rng.uniform(-3, 3, 2000)
+    exact = fuel_rate(v, a, np.zeros_like(v), p)
+    fast = fuel_rate_flat(v, a, p)
+    assert np.median(np.abs(fast - exact)) < 0.02 * np.median(exact)

@@ -14,7 +14,6 @@ from sim.scenario import (
     ActorSpec,
     BehaviorSpec,
     EgoSpec,
-    EventSpec,
     RoadSpec,
     ScenarioSpec,
     TrafficSpec,
@@ -108,7 +107,7 @@ def test_no_near_miss_when_it_ends_in_a_collision() -> None:
         ego=EgoSpec(lane=-1, s=10.0, speed=20.0),
         actors=(ActorSpec(lane=-1, s=60.0, speed=0.0, behavior=BehaviorSpec(v0=0.0)),),
     )
-    row, events, _ = _episode(spec, np.array([[0.0, 0.0]], np.float32), 80)
+    row, _events, _ = _episode(spec, np.array([[0.0, 0.0]], np.float32), 80)
     assert row["collision"] == 1 and row["near_misses"] == 0
     assert row["end_reason"] == "collision"
 
