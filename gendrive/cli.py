@@ -16,6 +16,8 @@ CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "configs")
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "headless episodes on the embedded simulator with a built-in driver"),
+    "drive": ("drive", "drive live in a window; take over from the policy with a wheel or pad"),
+    "devices": ("devices", "list connected joysticks and wheels with their axes and buttons"),
 }
 
 
@@ -24,6 +26,14 @@ def _app(name: str) -> Callable[[Any], None]:
         from gendrive.run import main as run_main
 
         return run_main
+    if name == "drive":
+        from gendrive.drive import main as drive_main
+
+        return drive_main
+    if name == "devices":
+        from gendrive.devices import main as devices_main
+
+        return devices_main
     raise KeyError(name)  # pragma: no cover
 
 

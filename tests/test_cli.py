@@ -74,8 +74,16 @@ def test_run_writes_the_run_directory(tmp_path: Path) -> None:
     rc = metrics["overall"]["route_completion_pct"]
     assert rc["n"] == 3 and rc["lo"] <= rc["mean"] <= rc["hi"]
     assert set(metrics["per_scenario"]) == {"cut_in"}
-    for col in ("driving_score_lb20", "driving_score_lb21", "fuel_l_per_100km", "min_ttc_s",
-                "near_misses", "hard_brakes", "collisions_vehicle", "end_reason"):
+    for col in (
+        "driving_score_lb20",
+        "driving_score_lb21",
+        "fuel_l_per_100km",
+        "min_ttc_s",
+        "near_misses",
+        "hard_brakes",
+        "collisions_vehicle",
+        "end_reason",
+    ):
         assert col in rows[0], col
     assert (out / "fuel_vs_time.png").stat().st_size > 5000
     video = out / "videos" / "episode_0000.mp4"
