@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "headless episodes on the embedded simulator with a built-in driver"),
     "drive": ("drive", "drive live in a window; take over from the policy with a wheel or pad"),
     "devices": ("devices", "list connected joysticks and wheels with their axes and buttons"),
+    "train": ("train", "train a PPO driving policy; checkpoints, logs and resume in the run dir"),
 }
 
 
@@ -34,6 +35,10 @@ def _app(name: str) -> Callable[[Any], None]:
         from gendrive.devices import main as devices_main
 
         return devices_main
+    if name == "train":
+        from gendrive.train import main as train_main
+
+        return train_main
     raise KeyError(name)  # pragma: no cover
 
 

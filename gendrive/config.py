@@ -99,3 +99,6 @@ def register_configs() -> None:
 
     cs.store(name="drive_schema", node=DriveConfig)
     cs.store(name="devices_schema", node=DevicesConfig)
+    from gendrive.train_config import TrainConfig
+
+    cs.store(name="train_schema", node=TrainConfig)

@@ -1,0 +1,315 @@
+"""``gendrive train``: train a PPO driving policy on the embedded simulator.
+
+Writes into the run directory (Hydra's ``outputs/train/<date>/<time>`` unless
+``hydra.run.dir=...``; with ``resume=<run dir>`` into that run directory):
+
+- ``updates.csv``: one row per PPO update: step counters, learning rate, losses, approximate KL,
+  clip fraction, entropy, explained variance, episode statistics of the rollout (return,
+  length, route completion, collision and success rate) and the mean per step of every reward
+  term (``term/<name>``), plus ``eval/*`` on evaluation updates (empty otherwise);
+- ``checkpoints/last.pt`` every ``checkpoint_every`` updates, at the end and on Ctrl-C/SIGTERM;
+  ``checkpoints/best.pt``: the best evaluation return so far (see :mod:`policy.ppo.checkpoint`);
+- ``train_summary.json``: the final counters and the last and best evaluation.
+
+``resume=<run dir>`` continues exactly where ``last.pt`` left off: same parameters, optimiser,
+normalisers, RNG states and environment states, so N updates straight and N/2 + resume + N/2
+give identical parameters. The run's saved config is used; ``total_steps``, ``device``,
+``torch_threads``, ``progress_bar``, ``checkpoint_every`` and ``eval_every`` come from the
+command line, and any other key that differs is reported and ignored.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import signal
+import sys
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+import torch
+
+from gendrive.run import write_json_atomic
+from gendrive.train_config import TrainConfig
+from policy.ppo.checkpoint import CheckpointError, load_checkpoint, restore, save_checkpoint
+from policy.ppo.trainer import PPOTrainer, evaluate
+from sim.env import DriveVectorEnv
+from sim.metrics import MetricsConfig, RewardWeights
+from sim.scenario import ScenarioSpec, SpecError, load_spec, spec_from_dict
+
+RESUME_KEEPS = ("total_steps", "device", "torch_threads", "progress_bar", "checkpoint_every",
+                "eval_every", "resume")  # fmt: skip
+EVAL_KEYS = ("return", "route_completion", "collision_rate", "success_rate", "length")
+
+
+def scenario_spec(cfg: TrainConfig) -> ScenarioSpec:
+    """The spec from ``scenario_file`` or the ``scenario`` group; errors name the source."""
+    if cfg.scenario_file:
+        return load_spec(cfg.scenario_file)
+    return spec_from_dict(dict(cfg.scenario), source="config 'scenario'")
+
+
+def make_env(cfg: TrainConfig, num_envs: int) -> DriveVectorEnv:
+    """A :class:`DriveVectorEnv` of ``num_envs`` environments as the config describes."""
+    from sim.fuel import load_vehicle, vehicle_from_dict
+
+    if cfg.sim.backend != "embedded":
+        raise ValueError(f"sim.backend: 'gendrive train' needs 'embedded', got {cfg.sim.backend!r}")
+    m = cfg.metrics
+    vehicle = (
+        load_vehicle(cfg.vehicle_file)
+        if cfg.vehicle_file
+        else vehicle_from_dict(dict(cfg.vehicle), source="config 'vehicle'")
+    )
+    return DriveVectorEnv(
+        num_envs=num_envs,
+        scenario=scenario_spec(cfg),
+        dt=cfg.sim.dt,
+        num_actors=cfg.sim.num_actors,
+        reward=RewardWeights(
+            **{f.name: getattr(cfg.reward, f.name) for f in fields(RewardWeights)}
+        ),
+        metrics=MetricsConfig(
+            ttc_risk_s=m.ttc_risk_s,
+            near_miss_ttc_s=m.near_miss_ttc_s,
+            hard_brake_mps2=m.hard_brake_mps2,
+            terminate_on_collision=m.terminate_on_collision,
+            terminate_on_off_road=m.terminate_on_off_road,
+            vehicle=vehicle,
+        ),
+        mobil_interval_s=cfg.sim.mobil_interval_s,
+    )
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when present, else cpu; an unavailable cuda is an error, not a fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"device: expected cpu, cuda, cuda:N or auto, got {name!r}") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {name!r} requested but torch.cuda.is_available() is False")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device: expected cpu, cuda, cuda:N or auto, got {name!r}")
+    return dev
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """The config as plain data (stored in checkpoints)."""
+    return asdict(cfg)
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def resumed_config(cfg: TrainConfig, saved: dict[str, Any], log: TextIO) -> TrainConfig:
+    """The saved run's config with the keys of :data:`RESUME_KEEPS` from ``cfg``."""
+    from omegaconf import OmegaConf
+
+    merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), saved)
+    typed: TrainConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    for k in RESUME_KEEPS:
+        setattr(typed, k, getattr(cfg, k))
+    now, then = _flat(config_dict(cfg)), _flat(config_dict(typed))
+    ignored = sorted(k for k in now if k in then and now[k] != then[k])
+    if ignored:
+        print(f"resume: using the checkpoint's value of {', '.join(ignored)}", file=log)
+    return typed
+
+
+def _trim_log(path: Path, last_update: int) -> None:
+    """Drop log rows written after the checkpoint we resume from (they will be redone)."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    if not lines:
+        return
+    header = lines[0].rstrip("\n").split(",")
+    col = header.index("update")
+    keep = [lines[0]] + [ln for ln in lines[1:] if float(ln.split(",")[col]) <= last_update]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(keep))
+    tmp.replace(path)
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag; the loop checkpoints after the current update and exits.
+
+    A second Ctrl-C raises KeyboardInterrupt at once.
+    """
+
+    def __init__(self) -> None:
+        self.stop = False
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.stop = True
+
+    def __enter__(self) -> _StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, h in self._old.items():
+            signal.signal(sig, h)
+
+
+def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str, Any]:
+    """Train (or resume) and write the run directory. Returns the summary."""
+    ckpt: dict[str, Any] | None = None
+    if cfg.resume:
+        src = Path(cfg.resume)
+        ckpt_path = src if src.suffix == ".pt" else src / "checkpoints" / "last.pt"
+        ckpt = load_checkpoint(ckpt_path)
+        cfg = resumed_config(cfg, ckpt["config"], log)
+        out_dir = ckpt_path.parent.parent
+    p = cfg.ppo
+    steps_per_update = p.num_envs * p.num_steps
+    num_updates = cfg.total_steps // steps_per_update
+    if num_updates < 1:
+        raise ValueError(
+            f"total_steps: expected >= ppo.num_envs * ppo.num_steps = {steps_per_update}, "
+            f"got {cfg.total_steps}"
+        )
+    if cfg.checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every: expected >= 1, got {cfg.checkpoint_every}")
+    if cfg.torch_threads < 1:
+        raise ValueError(f"torch_threads: expected >= 1, got {cfg.torch_threads}")
+    device = resolve_device(cfg.device)
+    torch.set_num_threads(cfg.torch_threads)
+    torch.manual_seed(cfg.seed)
+
+    env = make_env(cfg, p.num_envs)
+    eval_env = make_env(cfg, cfg.eval_episodes) if cfg.eval_every > 0 else None
+    trainer = PPOTrainer(env, p, device, seed=cfg.seed)
+    trainer.start()
+    best = -math.inf
+    if ckpt is not None:
+        restore(trainer, ckpt, ckpt_path)
+        best = float(ckpt.get("best_eval", -math.inf))
+        print(f"resumed from {ckpt_path} at update {trainer.update}", file=log)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out_dir / "checkpoints"
+    log_path = out_dir / "updates.csv"
+    saved_cfg = config_dict(cfg)
+    if ckpt is not None:
+        _trim_log(log_path, trainer.update)
+    csv_f = log_path.open("a" if ckpt is not None else "w", newline="")
+    writer: csv.DictWriter[str] | None = None
+    if ckpt is not None and log_path.stat().st_size > 0:
+        with log_path.open() as f:
+            writer = csv.DictWriter(csv_f, fieldnames=next(csv.reader(f)))
+
+    bar = None
+    if cfg.progress_bar:
+        from tqdm import tqdm
+
+        bar = tqdm(total=num_updates * steps_per_update, initial=trainer.global_step,
+                   unit="step", unit_scale=True, file=sys.stderr, dynamic_ncols=True)  # fmt: skip
+    last_eval: dict[str, float] = {}
+    shown = {"ret": math.nan, "rc": math.nan, "coll": math.nan}
+    t_start = time.perf_counter()
+    steps_start = trainer.global_step
+    interrupted = False
+
+    def checkpoint(path: Path) -> None:
+        save_checkpoint(path, trainer, saved_cfg, best_eval=best)
+
+    try:
+        with _StopFlag() as flag:
+            while trainer.update < num_updates and not flag.stop:
+                t0 = time.perf_counter()
+                row: dict[str, Any] = trainer.train_update(num_updates)
+                row["steps_per_s"] = steps_per_update / (time.perf_counter() - t0)
+                row["wall_time_s"] = time.perf_counter() - t_start
+                for k in EVAL_KEYS:
+                    row[f"eval/{k}"] = ""
+                u = trainer.update
+                if eval_env is not None and (u % cfg.eval_every == 0 or u == num_updates):
+                    last_eval = evaluate(
+                        trainer.agent,
+                        trainer.obs_rms if p.norm_obs else None,
+                        eval_env,
+                        cfg.eval_seed,
+                        p.obs_clip,
+                    )
+                    row.update({f"eval/{k}": v for k, v in last_eval.items()})
+                    if last_eval["return"] > best:
+                        best = last_eval["return"]
+                        checkpoint(ckpt_dir / "best.pt")
+                if writer is None:
+                    writer = csv.DictWriter(csv_f, fieldnames=list(row))
+                    writer.writeheader()
+                writer.writerow(row)
+                csv_f.flush()
+                if u % cfg.checkpoint_every == 0 or u == num_updates:
+                    checkpoint(ckpt_dir / "last.pt")
+                if bar is not None:
+                    for key, col in (("ret", "episode_return"), ("rc", "route_completion"),
+                                     ("coll", "collision_rate")):  # fmt: skip
+                        if not math.isnan(row[col]):
+                            shown[key] = row[col]
+                    bar.set_postfix(ret=f"{shown['ret']:.1f}", rc=f"{shown['rc']:.0%}",
+                                    coll=f"{shown['coll']:.0%}", refresh=False)  # fmt: skip
+                    bar.update(steps_per_update)
+            if flag.stop:
+                interrupted = True
+                checkpoint(ckpt_dir / "last.pt")
+    finally:
+        csv_f.close()
+        if bar is not None:
+            bar.close()
+    wall = time.perf_counter() - t_start
+    summary: dict[str, Any] = {
+        "update": trainer.update,
+        "global_step": trainer.global_step,
+        "interrupted": interrupted,
+        "wall_time_s": wall,
+        "env_steps_per_s": (trainer.global_step - steps_start) / max(wall, 1e-9),
+        "device": str(device),
+        "last_eval": last_eval,
+        "best_eval_return": best if math.isfinite(best) else None,
+    }
+    write_json_atomic(out_dir / "train_summary.json", summary)
+    print(
+        f"gendrive train: {trainer.update}/{num_updates} updates, {trainer.global_step} steps, "
+        f"{summary['env_steps_per_s']:.0f} env-steps/s"
+        + (" (interrupted; resume with resume=" + str(out_dir) + ")" if interrupted else ""),
+        file=log,
+    )
+    if last_eval:
+        print("last evaluation: " + ", ".join(f"{k} {v:.3g}" for k, v in last_eval.items()),
+              file=log)  # fmt: skip
+    print(f"run directory: {out_dir}", file=log)
+    return summary
+
+
+def main(cfg: Any) -> None:
+    """Hydra entry: convert the DictConfig to :class:`TrainConfig` and train."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        typed: TrainConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+        out_dir = Path(HydraConfig.get().runtime.output_dir)
+        train(typed, out_dir)
+    except (CheckpointError, SpecError, ValueError, FileNotFoundError, OmegaConfBaseException) as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

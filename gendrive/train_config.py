@@ -1,0 +1,38 @@
+"""Typed schema of ``gendrive train`` (``configs/train.yaml``).
+
+The simulator, scenario, reward, metrics and vehicle nodes are those of ``gendrive run``; the
+``ppo`` group (``configs/ppo/*.yaml``) is :class:`policy.ppo.config.PPOConfig` itself, so the
+config and the trainer cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gendrive.config import MetricsNode, RewardConfig, SimConfig
+from policy.ppo.config import PPOConfig
+
+
+@dataclass
+class TrainConfig:
+    """``gendrive train``: PPO on B embedded environments, checkpoints and logs in the run dir."""
+
+    sim: SimConfig = field(default_factory=SimConfig)
+    scenario: dict[str, Any] = field(default_factory=dict)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    metrics: MetricsNode = field(default_factory=MetricsNode)
+    vehicle_file: str | None = None  # a vehicle YAML file instead of the vehicle group
+    vehicle: dict[str, Any] = field(default_factory=dict)  # fuel model: the vehicle group
+    scenario_file: str | None = None  # a spec file (YAML/JSON) instead of the scenario group
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    seed: int = 0  # training env b is reset with seed + b; also seeds torch
+    device: str = "auto"  # cpu | cuda | cuda:N | auto (cuda when present)
+    torch_threads: int = 1  # intra-op threads; 1 is fastest for these small MLPs (docs/ppo.md)
+    total_steps: int = 5_000_000  # env steps to train for (rounded down to whole updates)
+    checkpoint_every: int = 10  # [updates] between checkpoints/last.pt writes
+    eval_every: int = 10  # [updates] between evaluations (0: never); the best goes to best.pt
+    eval_episodes: int = 16  # episodes per evaluation, one per evaluation env
+    eval_seed: int = 1_000_000  # evaluation env b is reset with eval_seed + b (held out)
+    resume: str | None = None  # a run directory (or a .pt file) to continue exactly
+    progress_bar: bool = True

@@ -1,0 +1,132 @@
+"""`gendrive train`: config composition, the run directory, exact resume, signals, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from gendrive.cli import CONFIG_DIR
+from gendrive.config import register_configs
+from gendrive.train import train
+from gendrive.train_config import TrainConfig
+
+EXE = Path(sys.executable).parent / "gendrive"
+PPO_PRESETS = sorted(p.stem for p in (Path(CONFIG_DIR) / "ppo").glob("*.yaml"))
+# The lane-keeping task on the highway preset: one lane, no traffic, 300 m.
+LANE_KEEP = [
+    "scenario.road.num_lanes=1",
+    "scenario.ego.lane=-1",
+    "scenario.traffic.count=0",
+    "scenario.ego.route_length=300",
+    "scenario.ego.speed=15",
+]
+SMALL = ["ppo=small", "ppo.num_envs=8", "ppo.num_steps=32", "eval_episodes=2", "progress_bar=false"]
+
+
+def _compose(overrides: list[str]) -> TrainConfig:
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    obj = OmegaConf.to_object(cfg)
+    assert isinstance(obj, TrainConfig)
+    return obj
+
+
+@pytest.mark.parametrize("preset", PPO_PRESETS)
+def test_every_ppo_preset_composes(preset: str) -> None:
+    cfg = _compose([f"ppo={preset}"])
+    assert cfg.ppo.num_envs >= 1 and cfg.ppo.hidden_sizes
+
+
+def test_bad_ppo_value_names_the_key() -> None:
+    with pytest.raises(Exception, match=r"ppo\.clip_coef"):
+        _compose(["ppo.clip_coef=wide"])
+    with pytest.raises(Exception, match=r"ppo\.lr"):
+        _compose(["ppo.lr=0.1"])
+
+
+def test_resume_through_the_app_continues_exactly(tmp_path: Path) -> None:
+    steps = 4 * 8 * 32  # 4 updates
+    base = [*LANE_KEEP, *SMALL, "ppo.anneal_lr=false", "eval_every=2", "checkpoint_every=1"]
+    log = (tmp_path / "log.txt").open("w")
+    train(_compose([*base, f"total_steps={steps}"]), tmp_path / "straight", log=log)
+    train(_compose([*base, f"total_steps={steps // 2}"]), tmp_path / "split", log=log)
+    train(
+        _compose([*base, f"total_steps={steps}", f"resume={tmp_path / 'split'}"]),
+        tmp_path / "ignored",
+        log=log,
+    )
+    log.close()
+    assert not (tmp_path / "ignored").exists()  # a resumed run writes into its own directory
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "split" / "checkpoints" / "last.pt", weights_only=True)
+    assert a["update"] == b["update"] == 4
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    rows = list(csv.DictReader((tmp_path / "split" / "updates.csv").open()))
+    assert [int(float(r["update"])) for r in rows] == [1, 2, 3, 4]
+    assert "resumed from" in (tmp_path / "log.txt").read_text()
+
+
+def test_console_script_writes_checkpoints_and_update_log(tmp_path: Path) -> None:
+    run_dir = tmp_path / "r"
+    cmd = [str(EXE), "train", "total_steps=512", *SMALL, *LANE_KEEP, "eval_every=1",
+           f"hydra.run.dir={run_dir}"]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    assert "2/2 updates" in res.stdout
+    assert (run_dir / "checkpoints" / "last.pt").stat().st_size > 0
+    assert (run_dir / "checkpoints" / "best.pt").exists()
+    rows = list(csv.DictReader((run_dir / "updates.csv").open()))
+    assert len(rows) == 2
+    logged = ("policy_loss", "value_loss", "approx_kl", "entropy", "explained_variance",
+              "term/progress", "term/fuel", "term/collision", "eval/route_completion")  # fmt: skip
+    for col in logged:
+        assert rows[-1][col] != "", col
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    assert summary["global_step"] == 512 and not summary["interrupted"]
+
+
+def test_sigterm_writes_a_final_checkpoint(tmp_path: Path) -> None:
+    run_dir = tmp_path / "r"
+    cmd = [str(EXE), "train", "total_steps=100000000", *SMALL, *LANE_KEEP, "eval_every=0",
+           "checkpoint_every=1000", f"hydra.run.dir={run_dir}"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = run_dir / "updates.csv"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (log.exists() and log.read_text().count("\n") >= 2):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "interrupted" in out
+    ckpt = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["update"] >= 1
+    assert json.loads((run_dir / "train_summary.json").read_text())["interrupted"]
+
+
+def test_corrupt_checkpoint_and_bad_settings_exit_2_naming_the_problem(tmp_path: Path) -> None:
+    run_dir = tmp_path / "old"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.pt").write_bytes(b"\x00" * 100)
+    res = subprocess.run(
+        [str(EXE), "train", f"resume={run_dir}", f"hydra.run.dir={tmp_path / 'n'}"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert res.returncode == 2
+    assert "last.pt: not a readable checkpoint" in res.stderr
+    res = subprocess.run(
+        [str(EXE), "train", "total_steps=10", *SMALL, f"hydra.run.dir={tmp_path / 'm'}"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert res.returncode == 2 and "total_steps: expected >= " in res.stderr
