@@ -40,6 +40,10 @@ class SimBackend(Protocol):
         """Apply sanitized ego actions (B, 2) for one tick and return the new world."""
         ...
 
+    def restore(self, state: WorldState) -> None:
+        """Continue from a saved world (checkpoints); the same N, E and R as this backend's."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -69,6 +73,9 @@ class EmbeddedBackend:
             raise RuntimeError("reset() before step()")
         self.state = world.step(self.state, actions, self.params, self.road)
         return self.state
+
+    def restore(self, state: WorldState) -> None:
+        self.state = state
 
     def close(self) -> None:
         self.state = None

@@ -139,6 +139,42 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
         """The backend's current world (None before the first reset)."""
         return self.backend.state
 
+    def get_env_state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (checkpoints): the world, each environment's
+        generator state, the pending autoresets and the running episodes' counters."""
+        if self.state is None:
+            raise RuntimeError("get_env_state: reset the env first")
+        return {
+            "world": self.state,
+            "rngs": [g.bit_generator.state for g in self._rngs],
+            "autoreset": self._autoreset.copy(),
+            "ep_return": self._ep_return.copy(),
+            "ep_length": self._ep_length.copy(),
+        }
+
+    def set_env_state(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`get_env_state`; errors name the field that does not fit."""
+        B = self.num_envs
+        if len(state["rngs"]) != B:
+            raise ValueError(f"env state 'rngs': expected {B} generators, got {len(state['rngs'])}")
+        for key in ("autoreset", "ep_return", "ep_length"):
+            if np.shape(state[key]) != (B,):
+                raise ValueError(
+                    f"env state '{key}': expected shape ({B},), got {np.shape(state[key])}"
+                )
+        world: WorldState = state["world"]
+        if world.x.shape[0] != B:
+            raise ValueError(
+                f"env state 'world': expected {B} environments, got {world.x.shape[0]}"
+            )
+        self._rngs = [np.random.default_rng() for _ in range(B)]
+        for g, st in zip(self._rngs, state["rngs"], strict=True):
+            g.bit_generator.state = st
+        self.backend.restore(world)
+        self._autoreset = np.asarray(state["autoreset"], np.bool_).copy()
+        self._ep_return = np.asarray(state["ep_return"], np.float64).copy()
+        self._ep_length = np.asarray(state["ep_length"], np.int64).copy()
+
     def _start(self, mask: NDArray[np.bool_]) -> None:
         """New episodes where ``mask``: pick each env's spec and traffic generator, reset."""
         specs, rngs = [], []

@@ -81,19 +81,16 @@ def _unflatten(template: Any, data: dict[str, Any], where: str, num_envs: int) -
 
 
 def env_state_dict(env: DriveVectorEnv) -> dict[str, Any]:
-    """The vector env's complete mutable state (world, generators, episode counters).
-
-    Reads the env's private bookkeeping (``_rngs``, ``_autoreset``, ``_ep_*``): the env has no
-    public state API yet, and an exact resume needs all of it.
-    """
+    """The vector env's complete mutable state (world, generators, episode counters)."""
     if env.state is None:
         raise ValueError("env_state_dict: reset the env first")
+    st = env.get_env_state()
     return {
-        "world": _flatten(env.state),
-        "rngs": [g.bit_generator.state for g in env._rngs],
-        "autoreset": torch.from_numpy(env._autoreset.copy()),
-        "ep_return": torch.from_numpy(env._ep_return.copy()),
-        "ep_length": torch.from_numpy(env._ep_length.copy()),
+        "world": _flatten(st["world"]),
+        "rngs": st["rngs"],
+        "autoreset": torch.from_numpy(st["autoreset"]),
+        "ep_return": torch.from_numpy(st["ep_return"]),
+        "ep_length": torch.from_numpy(st["ep_length"]),
     }
 
 
@@ -105,12 +102,15 @@ def load_env_state(env: DriveVectorEnv, state: dict[str, Any]) -> None:
     if len(state["rngs"]) != B:
         raise CheckpointError(f"env.rngs: expected {B} generators, found {len(state['rngs'])}")
     world = _unflatten(env.state, state["world"], "env.world", B)
-    for g, st in zip(env._rngs, state["rngs"], strict=True):
-        g.bit_generator.state = st
-    env.backend.state = world  # type: ignore[misc]
-    env._autoreset[:] = state["autoreset"].numpy()
-    env._ep_return[:] = state["ep_return"].numpy()
-    env._ep_length[:] = state["ep_length"].numpy()
+    env.set_env_state(
+        {
+            "world": world,
+            "rngs": state["rngs"],
+            "autoreset": state["autoreset"].numpy(),
+            "ep_return": state["ep_return"].numpy(),
+            "ep_length": state["ep_length"].numpy(),
+        }
+    )
 
 
 # -- save / load --------------------------------------------------------------------------------

@@ -147,3 +147,20 @@ def test_bad_construction_is_a_clear_error() -> None:
         env = DriveVectorEnv(num_envs=2)
         env.reset(seed=0)
         env.step(np.zeros((3, 2)))
+
+
+def test_env_state_round_trip_continues_exactly() -> None:
+    a = DriveVectorEnv(num_envs=3, scenario=SPEC)
+    a.reset(seed=5)
+    act = np.tile(np.array([0.02, 0.6], np.float32), (3, 1))
+    for _ in range(10):
+        a.step(act)
+    snap = a.get_env_state()
+    ref = [a.step(act)[0] for _ in range(90)]  # crosses at least one autoreset (8 s limit)
+    b = DriveVectorEnv(num_envs=3, scenario=SPEC)
+    b.reset(seed=99)  # a different past: the restored state must override all of it
+    b.set_env_state(snap)
+    for r in ref:
+        np.testing.assert_array_equal(b.step(act)[0], r)
+    with pytest.raises(ValueError, match="expected 3 generators"):
+        b.set_env_state({**snap, "rngs": snap["rngs"][:2]})
