@@ -112,7 +112,12 @@ def format_table(summary: dict[str, Any], title: str) -> str:
     """A fixed-width summary table (mean +- 95 % CI half-width) for the terminal."""
     lines = [title, "-" * 56]
     overall = summary.get("overall", {})
+    fuel = overall.get("fuel_l_per_100km", {}).get("mean", math.nan)
+    # A combustion car reports fuel and CO2; an electric one (no fuel) its battery energy.
+    skip = {"energy_kwh_per_100km"} if fuel > 0 else {"fuel_l_per_100km", "co2_g_per_km"}
     for key, label, fmt in SUMMARY_ROWS:
+        if key in skip:
+            continue
         s = overall.get(key)
         if not isinstance(s, dict) or not math.isfinite(s.get("mean", math.nan)):
             continue
