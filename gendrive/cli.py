@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "drive": ("drive", "drive live in a window; take over from the policy with a wheel or pad"),
     "devices": ("devices", "list connected joysticks and wheels with their axes and buttons"),
     "train": ("train", "train a PPO driving policy; checkpoints, logs and resume in the run dir"),
+    "evaluate": ("evaluate", "compare policies on a suite of scenarios: tables, plots, videos"),
 }
 
 
@@ -39,6 +40,10 @@ def _app(name: str) -> Callable[[Any], None]:
         from gendrive.train import main as train_main
 
         return train_main
+    if name == "evaluate":
+        from gendrive.evaluate import main as evaluate_main
+
+        return evaluate_main
     raise KeyError(name)  # pragma: no cover
 
 

@@ -102,3 +102,6 @@ def register_configs() -> None:
     from gendrive.train_config import TrainConfig
 
     cs.store(name="train_schema", node=TrainConfig)
+    from gendrive.evaluate_config import EvaluateConfig
+
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
