@@ -43,7 +43,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -53,7 +53,7 @@ from numpy.typing import NDArray
 
 from gendrive.drive_config import POLICIES, DriveConfig, WindowConfig
 from gendrive.report import summarize
-from gendrive.run import write_json_atomic
+from gendrive.run import metrics_config, reward_weights, scenario_from_config, write_json_atomic
 from policy.override.arbiter import Mode
 from policy.override.command import DeviceError, HumanCommand, HumanInputs, InputDevice
 from policy.override.data import TakeoverDataWriter
@@ -67,7 +67,7 @@ from sim.metrics import MetricsConfig, Outcome, RewardWeights
 from sim.observation import observe
 from sim.render import BevStyle, render_bev, route_polyline
 from sim.road import LaneGraph
-from sim.scenario import ScenarioSpec, SpecError, load_spec, spec_from_dict
+from sim.scenario import ScenarioSpec, SpecError
 from sim.state import WorldState
 
 U8 = NDArray[np.uint8]
@@ -129,11 +129,7 @@ SESSION_KEYS = (
 # -- configuration ---------------------------------------------------------------------------
 
 
-def scenario_spec(cfg: DriveConfig) -> ScenarioSpec:
-    """The spec from ``scenario_file`` or the ``scenario`` group; errors name the source."""
-    if cfg.scenario_file:
-        return load_spec(cfg.scenario_file)
-    return spec_from_dict(dict(cfg.scenario), source="config 'scenario'")
+scenario_spec = scenario_from_config  # the same rule as gendrive run
 
 
 def session_config(cfg: DriveConfig, log: TextIO = sys.stdout) -> DriveConfig:
@@ -187,25 +183,6 @@ def _session_header(cfg: DriveConfig, spec: ScenarioSpec, device: InputDevice) -
     session = {k: full[k] for k in SESSION_KEYS}
     session["scenario"] = spec.to_dict()
     return {"device": device.name, "input": full["input"], "session": session}
-
-
-def _metrics_config(cfg: DriveConfig) -> MetricsConfig:
-    from sim.fuel import load_vehicle, vehicle_from_dict
-
-    m = cfg.metrics
-    vehicle = (
-        load_vehicle(cfg.vehicle_file)
-        if cfg.vehicle_file
-        else vehicle_from_dict(dict(cfg.vehicle), source="config 'vehicle'")
-    )
-    return MetricsConfig(
-        ttc_risk_s=m.ttc_risk_s,
-        near_miss_ttc_s=m.near_miss_ttc_s,
-        hard_brake_mps2=m.hard_brake_mps2,
-        terminate_on_collision=m.terminate_on_collision,
-        terminate_on_off_road=m.terminate_on_off_road,
-        vehicle=vehicle,
-    )
 
 
 # -- the window ------------------------------------------------------------------------------
@@ -503,8 +480,8 @@ def drive(
 
     cfg = session_config(cfg, log)
     spec = scenario_spec(cfg)
-    mcfg = _metrics_config(cfg)
-    weights = RewardWeights(**{f.name: getattr(cfg.reward, f.name) for f in fields(RewardWeights)})
+    mcfg = metrics_config(cfg)
+    weights = reward_weights(cfg)
     env = DriveVectorEnv(
         num_envs=1,
         scenario=spec,

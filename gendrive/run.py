@@ -56,19 +56,21 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def scenario_from_config(cfg: RunConfig) -> ScenarioSpec:
+def scenario_from_config(cfg: Any) -> ScenarioSpec:
     """The spec from ``scenario_file`` or the ``scenario`` group; errors name the source."""
     if cfg.scenario_file:
         return load_spec(cfg.scenario_file)
     return spec_from_dict(dict(cfg.scenario), source="config 'scenario'")
 
 
-def reward_weights(cfg: RunConfig) -> RewardWeights:
-    """The reward preset as :class:`RewardWeights`."""
+def reward_weights(cfg: Any) -> RewardWeights:
+    """The reward preset of any app config with a ``reward`` node, as :class:`RewardWeights`."""
     return RewardWeights(**{f.name: getattr(cfg.reward, f.name) for f in fields(RewardWeights)})
 
 
-def metrics_config(cfg: RunConfig) -> MetricsConfig:
+def metrics_config(cfg: Any) -> MetricsConfig:
+    """:class:`MetricsConfig` of any app config with ``metrics``, ``vehicle`` and
+    ``vehicle_file`` (run, drive, train, evaluate share these keys)."""
     from sim.fuel import load_vehicle, vehicle_from_dict
 
     m = cfg.metrics

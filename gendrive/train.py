@@ -25,61 +25,39 @@ import math
 import signal
 import sys
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
 import torch
 
-from gendrive.run import write_json_atomic
+from gendrive.run import metrics_config, reward_weights, scenario_from_config, write_json_atomic
 from gendrive.train_config import TrainConfig
 from policy.ppo.checkpoint import CheckpointError, load_checkpoint, restore, save_checkpoint
 from policy.ppo.trainer import PPOTrainer, evaluate
 from sim.env import DriveVectorEnv
-from sim.metrics import MetricsConfig, RewardWeights
-from sim.scenario import ScenarioSpec, SpecError, load_spec, spec_from_dict
+from sim.scenario import SpecError
 
 RESUME_KEEPS = ("total_steps", "device", "torch_threads", "progress_bar", "checkpoint_every",
                 "eval_every", "resume")  # fmt: skip
 EVAL_KEYS = ("return", "route_completion", "collision_rate", "success_rate", "length")
 
 
-def scenario_spec(cfg: TrainConfig) -> ScenarioSpec:
-    """The spec from ``scenario_file`` or the ``scenario`` group; errors name the source."""
-    if cfg.scenario_file:
-        return load_spec(cfg.scenario_file)
-    return spec_from_dict(dict(cfg.scenario), source="config 'scenario'")
+scenario_spec = scenario_from_config  # the same rule as gendrive run
 
 
 def make_env(cfg: TrainConfig, num_envs: int) -> DriveVectorEnv:
     """A :class:`DriveVectorEnv` of ``num_envs`` environments as the config describes."""
-    from sim.fuel import load_vehicle, vehicle_from_dict
-
     if cfg.sim.backend != "embedded":
         raise ValueError(f"sim.backend: 'gendrive train' needs 'embedded', got {cfg.sim.backend!r}")
-    m = cfg.metrics
-    vehicle = (
-        load_vehicle(cfg.vehicle_file)
-        if cfg.vehicle_file
-        else vehicle_from_dict(dict(cfg.vehicle), source="config 'vehicle'")
-    )
     return DriveVectorEnv(
         num_envs=num_envs,
         scenario=scenario_spec(cfg),
         dt=cfg.sim.dt,
         num_actors=cfg.sim.num_actors,
-        reward=RewardWeights(
-            **{f.name: getattr(cfg.reward, f.name) for f in fields(RewardWeights)}
-        ),
-        metrics=MetricsConfig(
-            ttc_risk_s=m.ttc_risk_s,
-            near_miss_ttc_s=m.near_miss_ttc_s,
-            hard_brake_mps2=m.hard_brake_mps2,
-            terminate_on_collision=m.terminate_on_collision,
-            terminate_on_off_road=m.terminate_on_off_road,
-            vehicle=vehicle,
-        ),
+        reward=reward_weights(cfg),
+        metrics=metrics_config(cfg),
         mobil_interval_s=cfg.sim.mobil_interval_s,
     )
 
