@@ -96,6 +96,7 @@ def resumed_config(cfg: TrainConfig, saved: dict[str, Any], log: TextIO) -> Trai
     """The saved run's config with the keys of :data:`RESUME_KEEPS` from ``cfg``."""
     from omegaconf import OmegaConf
 
+    saved = {k: v for k, v in saved.items() if k != "obs"}  # layout record, not a setting
     merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), saved)
     typed: TrainConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     for k in RESUME_KEEPS:
@@ -186,6 +187,12 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
     ckpt_dir = out_dir / "checkpoints"
     log_path = out_dir / "updates.csv"
     saved_cfg = config_dict(cfg)
+    # The observation layout travels with the checkpoint so a loader rebuilds exactly it.
+    obs_cfg = env.obs_cfg
+    saved_cfg["obs"] = {
+        "num_actors": obs_cfg.num_actors,
+        "curvature_ahead_m": list(obs_cfg.curvature_ahead_m),
+    }
     if ckpt is not None:
         _trim_log(log_path, trainer.update)
     csv_f = log_path.open("a" if ckpt is not None else "w", newline="")
