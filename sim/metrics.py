@@ -374,12 +374,19 @@ def evaluate(
 
 def reward(terms: dict[str, F32], weights: RewardWeights) -> F32:
     """Weighted sum of the named terms (B,)."""
+    w32 = _nonzero_weights(weights)
     total = np.zeros_like(next(iter(terms.values())), dtype=np.float32)
     for name, value in terms.items():
-        w = getattr(weights, name, 0.0)
-        if w:
-            total += np.float32(w) * value
+        w = w32.get(name)
+        if w is not None:
+            total += w * value
     return total
+
+
+@lru_cache(maxsize=16)
+def _nonzero_weights(weights: RewardWeights) -> dict[str, np.float32]:
+    """The nonzero weights as float32 scalars, by term name (terms without a weight count 0)."""
+    return {name: np.float32(w) for name, w in weights.as_dict().items() if w}
 
 
 __all__ = [
