@@ -77,20 +77,6 @@ def _rows(B: int) -> NDArray[np.int64]:
     return rows
 
 
-@lru_cache(maxsize=16)
-def _point_table(road: R.LaneGraph) -> F32:
-    """(5, P) float32 rows: left edge, right edge, speed limit, heading, heading change.
-
-    One gather at the ego's segment start (and one of the first three rows at its end) reads
-    every per-point value :func:`evaluate` needs, instead of two gathers per array.
-    """
-    table = np.stack(
-        [road.left_edge, road.right_edge, road.speed_limit, road.heading, road.dheading]
-    )
-    table.flags.writeable = False
-    return table
-
-
 TERM_NAMES = (
     "progress",
     "speed_tracking",
@@ -265,11 +251,7 @@ def evaluate(
 
     lane, d = nxt.lane[:, 0], nxt.d[:, 0]
     i, f = R.segment_index(road, lane, nxt.s[:, 0])
-    # Every per-point value at the ego in two gathers: rows left, right, limit, heading, dheading.
-    table = _point_table(road)
-    start = table[:, i]
-    left, right, limit = start[:3] + (table[:3, i + 1] - start[:3]) * f
-    heading = start[3] + start[4] * f
+    left, right, limit, heading = R.edges_limit_heading(road, i, f)
     he = nxt.yaw[:, 0] - heading
     he -= _TWO_PI * np.floor((he + _PI) / _TWO_PI)
     # Lateral half-extent of the ego's box across the lane.

@@ -135,11 +135,8 @@ def observe(state: WorldState, road: R.LaneGraph, cfg: ObsConfig = ObsConfig()) 
     scale, ahead, zeros_c, names = _scalar_layout(cfg)
     i, f = R.segment_index(road, lane, s)  # one lookup serves every per-sample field here
 
-    def at(values: F32) -> F32:
-        v0 = values.take(i)
-        return v0 + (values.take(i + 1) - v0) * f
-
-    head_err = state.yaw[:, 0] - (road.heading.take(i) + road.dheading.take(i) * f)
+    left, right, limit, heading = R.edges_limit_heading(road, i, f)
+    head_err = state.yaw[:, 0] - heading
     head_err = head_err - _TWO_PI * np.floor((head_err + _PI) / _TWO_PI)
     la = lane[:, None] + zeros_c
     sa = (s[:, None] + ahead[None, :]).astype(np.float32, copy=False)
@@ -155,9 +152,9 @@ def observe(state: WorldState, road: R.LaneGraph, cfg: ObsConfig = ObsConfig()) 
         "lane_offset": d[:, None],
         "heading_error": head_err[:, None],
         "curvature_ahead": R.interp(road, road.curvature, la, sa) * _CURV,
-        "edge_left": (at(road.left_edge) - d)[:, None],
-        "edge_right": (at(road.right_edge) + d)[:, None],
-        "speed_limit": at(road.speed_limit)[:, None],
+        "edge_left": (left - d)[:, None],
+        "edge_right": (right + d)[:, None],
+        "speed_limit": limit[:, None],
         "route_progress": (state.progress / rl)[:, None],
         "route_remaining": remaining[:, None],
     }

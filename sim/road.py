@@ -37,6 +37,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -549,6 +550,28 @@ def segment_index(g: LaneGraph, lane: I32, s: F32) -> tuple[I32, F32]:
     i = np.minimum(np.maximum(np.floor(u), _F0), g.lane_last_seg.take(lane))
     frac = np.minimum(np.maximum(u - i, _F0), _F1)
     return g.lane_start.take(lane) + i.astype(np.int32), frac.astype(np.float32, copy=False)
+
+
+@lru_cache(maxsize=16)
+def _point_table(g: LaneGraph) -> F32:
+    """(5, P) float32 rows: left edge, right edge, speed limit, heading, heading change."""
+    table = np.stack([g.left_edge, g.right_edge, g.speed_limit, g.heading, g.dheading])
+    table.flags.writeable = False
+    return table
+
+
+def edges_limit_heading(g: LaneGraph, i: I32, f: F32) -> tuple[F32, F32, F32, F32]:
+    """Left and right edge distance [m], speed limit [m/s] and heading [rad] at the
+    :func:`segment_index` position ``(i, f)``, (B,) each.
+
+    The same formulas as :func:`interp` (and ``heading + dheading * f``), bit for bit, in two
+    gathers from one stacked table instead of two per array: at B=1 each gather costs as much
+    as the arithmetic.
+    """
+    table = _point_table(g)
+    start = table[:, i]
+    left, right, limit = start[:3] + (table[:3, i + 1] - start[:3]) * f
+    return left, right, limit, start[3] + start[4] * f
 
 
 def interp(g: LaneGraph, values: F32, lane: I32, s: F32) -> F32:
