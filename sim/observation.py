@@ -171,9 +171,8 @@ def _nearby(state: WorldState, k: int) -> F32:
     dx = state.x - state.x[:, :1]
     dy = state.y - state.y[:, :1]
     dist2 = dx * dx + dy * dy
-    ok = state.valid.copy()
-    ok[:, 0] = False
-    ok &= dist2 <= _MAX_SENSE2
+    ok = (dist2 <= _MAX_SENSE2) & _others(N)  # never the ego itself
+    ok &= state.valid
     dist2 = np.where(ok, dist2, _INF)
     m = min(k, N - 1)
     if m <= 0:
@@ -182,8 +181,8 @@ def _nearby(state: WorldState, k: int) -> F32:
     near = dist2.argpartition(m, axis=1) if m < N - 1 else dist2.argsort(axis=1)
     idx = near[:, :m]
     # Gathers by flat index (row offset + column): 2-D fancy indexing costs ~3x more at B=1.
-    rows = np.arange(0, B * N, N)[:, None]
-    idx = idx.take(dist2.take(rows + idx).argsort(axis=1) + np.arange(0, B * m, m)[:, None])
+    rows = _row_offsets(B, N)
+    idx = idx.take(dist2.take(rows + idx).argsort(axis=1) + _row_offsets(B, m))
     pick = rows + idx
 
     def g(a: F32) -> F32:
@@ -217,6 +216,23 @@ def _nearby(state: WorldState, k: int) -> F32:
     feats = np.zeros((B, k, ACTOR_FEATURES), np.float32)
     feats[:, :m] = f
     return feats
+
+
+@lru_cache(maxsize=64)
+def _others(N: int) -> NDArray[np.bool_]:
+    """(1, N) mask of every actor but the ego; read-only, shared across steps."""
+    mask = np.ones((1, N), np.bool_)
+    mask[0, 0] = False
+    mask.flags.writeable = False
+    return mask
+
+
+@lru_cache(maxsize=64)
+def _row_offsets(B: int, n: int) -> NDArray[np.int64]:
+    """(B, 1) flat offset of each row of a (B, n) array; read-only, shared across steps."""
+    rows = np.arange(0, B * n, n)[:, None]
+    rows.flags.writeable = False
+    return rows
 
 
 _INF = np.array(np.inf, np.float32)

@@ -877,7 +877,7 @@ def _project_wide(
     new_lane = cl[rows, k // w.size].astype(np.int32, copy=False)
     new_s = (g.s[best] + t * g.lane_ds[new_lane]).astype(np.float32, copy=False)
     lost = ~np.isfinite(score) | (np.abs(d) > 3.0 * g.width[best])
-    if lost.any():
+    if np.count_nonzero(lost):
         pg = project_global(g, x[lost], y[lost], yaw[lost])
         new_lane[lost] = pg.lane
         new_s[lost] = pg.s
