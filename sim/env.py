@@ -255,23 +255,31 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
         dict[str, Any],
     ]:
         _, out, rew, executed, replaced = self.advance(actions)
-        term, trunc = out.terminated.copy(), out.truncated.copy()
-        rew = rew.copy()
-        was = self._autoreset.copy()
-        self._ep_return += np.where(was, 0.0, rew)
-        self._ep_length += np.where(was, 0, 1)
+        term, trunc = out.terminated, out.truncated  # fresh arrays, ours to return
+        was = self._autoreset  # replaced below, never written in place during a step
+        # Nothing ended last step is the usual case: then every env counts and nothing resets.
+        any_was = np.count_nonzero(was) > 0
+        if any_was:
+            self._ep_return += np.where(was, 0.0, rew)
+            self._ep_length += np.where(was, 0, 1)
+        else:
+            self._ep_return += rew
+            self._ep_length += 1
         info = self._info(out, executed, replaced)
-        ended = (term | trunc) & ~was
-        if ended.any():
-            assert self.state is not None
-            info["episode"] = {
-                "r": np.where(ended, self._ep_return, 0.0),
-                "l": np.where(ended, self._ep_length, 0),
-                "t": np.where(ended, self.state.time, 0.0),
-            }
-            info["_episode"] = ended
-        if was.any():
+        done = term | trunc
+        if np.count_nonzero(done):
+            ended = done & ~was
+            if np.count_nonzero(ended):
+                assert self.state is not None
+                info["episode"] = {
+                    "r": np.where(ended, self._ep_return, 0.0),
+                    "l": np.where(ended, self._ep_length, 0),
+                    "t": np.where(ended, self.state.time, 0.0),
+                }
+                info["_episode"] = ended
+        if any_was:
             self._start(was)
+            rew, term, trunc = rew.copy(), term.copy(), trunc.copy()
             rew[was] = 0.0
             term[was] = False
             trunc[was] = False
@@ -284,7 +292,8 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
             info["reward_terms"] = {
                 k: np.where(was, 0.0, v).astype(np.float32) for k, v in info["reward_terms"].items()
             }
-        self._autoreset = term | trunc
+            done = term | trunc
+        self._autoreset = done
         assert self.state is not None
         return observe(self.state, self.road, self.obs_cfg), rew, term, trunc, info
 

@@ -704,29 +704,83 @@ def fuel_rate_flat(speed: NDArray[np.floating], accel: NDArray[np.floating], p: 
     """
     if isinstance(p, ElectricParams):
         return np.zeros(np.shape(speed), np.float64)
-    v = np.maximum(np.asarray(speed, np.float64), 0.0)
+    c = _flat_constants(p)
+    v = np.maximum(np.asarray(speed, np.float64), c.zero)
     acc = np.asarray(accel, np.float64)
-    table = _flat_lut(p)
-    nv, na = table.shape
-    u = np.minimum(v / LUT_SPEED_STEP, nv - 1.000001)
-    w = np.clip((acc - LUT_ACCEL_RANGE[0]) / LUT_ACCEL_STEP, 0.0, na - 1.000001)
+    u = np.minimum(v / c.speed_step, c.u_max)
+    # minimum(maximum()) is np.clip's result (NaN too) at a fraction of its call overhead.
+    w = np.minimum(np.maximum((acc - c.accel_min) / c.accel_step, c.zero), c.w_max)
     i = u.astype(np.intp)
     j = w.astype(np.intp)
     fu, fw = u - i, w - j
-    flat = table.reshape(-1)
-    k = i * na + j
-    top = flat[k] * (1.0 - fw) + flat[k + 1] * fw
-    bottom = flat[k + na] * (1.0 - fw) + flat[k + na + 1] * fw
-    driving = top * (1.0 - fu) + bottom * fu
-    force = (
-        p.rotating_mass_factor * p.mass * acc
-        + p.mass * GRAVITY * p.rolling_coef
-        + 0.5 * AIR_DENSITY * p.drag_area * v * v
+    # The cell's four corners in one gather: rows (i, j), (i, j+1), (i+1, j), (i+1, j+1).
+    corner = c.table[np.add.outer(c.corner_offsets, i * c.na + j)]
+    gw = c.one - fw
+    top = corner[0] * gw + corner[1] * fw
+    bottom = corner[2] * gw + corner[3] * fw
+    driving = top * (c.one - fu) + bottom * fu
+    force = c.inertia * acc + c.rolling + c.drag * v * v
+    stopped = (v < c.standstill) & (acc <= c.zero)
+    # The selects below are skipped where they change nothing (the usual case at B=1).
+    powered = (force > c.zero) & ~stopped
+    rate = (
+        driving if np.count_nonzero(powered) == powered.size else np.where(powered, driving, c.idle)
     )
-    idle = idle_fuel_rate(p)
-    stopped = (v < STANDSTILL_SPEED) & (acc <= 0.0)
-    rate = np.where((force > 0.0) & ~stopped, driving, idle)
-    rate = np.where((force * v < 0.0) & (v >= p.fuel_cutoff_min_speed), 0.0, rate)
-    if p.start_stop:
-        rate = np.where(stopped, 0.0, rate)
+    cut = (force * v < c.zero) & (v >= c.cutoff_speed)
+    if np.count_nonzero(cut):
+        rate = np.where(cut, c.zero, rate)
+    if p.start_stop and np.count_nonzero(stopped):
+        rate = np.where(stopped, c.zero, rate)
     return np.asarray(rate, np.float64)
+
+
+@dataclass(frozen=True)
+class _FlatConstants:
+    """Per-``FuelParams`` operands of :func:`fuel_rate_flat`, as typed 0-d float64 arrays (a
+    Python float costs a conversion per ufunc call; these give the same bits)."""
+
+    table: NDArray[np.float32]  # the flattened look-up table
+    na: int  # its accel columns
+    corner_offsets: NDArray[np.intp]  # flat offsets of a cell's four corners
+    zero: NDArray[np.float64]
+    one: NDArray[np.float64]
+    speed_step: NDArray[np.float64]
+    u_max: NDArray[np.float64]
+    accel_min: NDArray[np.float64]
+    accel_step: NDArray[np.float64]
+    w_max: NDArray[np.float64]
+    inertia: NDArray[np.float64]  # [kg] rotating-mass factor times mass
+    rolling: NDArray[np.float64]  # [N]
+    drag: NDArray[np.float64]  # [kg/m] half air density times drag area
+    standstill: NDArray[np.float64]
+    cutoff_speed: NDArray[np.float64]
+    idle: NDArray[np.float64]
+
+
+@functools.lru_cache(maxsize=8)
+def _flat_constants(p: FuelParams) -> _FlatConstants:
+    table = _flat_lut(p)
+    nv, na = table.shape
+
+    def f64(x: float) -> NDArray[np.float64]:
+        return np.array(x, np.float64)
+
+    return _FlatConstants(
+        table=table.reshape(-1),
+        na=na,
+        corner_offsets=np.array([0, 1, na, na + 1], np.intp),
+        zero=f64(0.0),
+        one=f64(1.0),
+        speed_step=f64(LUT_SPEED_STEP),
+        u_max=f64(nv - 1.000001),
+        accel_min=f64(LUT_ACCEL_RANGE[0]),
+        accel_step=f64(LUT_ACCEL_STEP),
+        w_max=f64(na - 1.000001),
+        # Grouped as the force formula of fuel_rate groups them, so the products round alike.
+        inertia=f64(p.rotating_mass_factor * p.mass),
+        rolling=f64(p.mass * GRAVITY * p.rolling_coef),
+        drag=f64(0.5 * AIR_DENSITY * p.drag_area),
+        standstill=f64(STANDSTILL_SPEED),
+        cutoff_speed=f64(p.fuel_cutoff_min_speed),
+        idle=f64(idle_fuel_rate(p)),
+    )

@@ -33,6 +33,7 @@ speed                 m/s     ego speed (reported; weight 0 in the presets)
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,6 +49,33 @@ BoolArr = NDArray[np.bool_]
 
 OFF_MAP_SLACK_M = 0.5  # [m] matched-lane distance beyond |d|: the ego is past a lane end
 NO_LEADER = np.float32(np.inf)
+
+# Typed 0-d constants for the per-step maths (as in sim.world): a Python float operand costs
+# ~0.3 us of conversion per ufunc call, as much as the arithmetic at B=1; NEP 50 casts it to the
+# float32 of the state arrays anyway, so these give the same bits.
+_F0 = np.array(0.0, np.float32)
+_F1 = np.array(1.0, np.float32)
+_HALF = np.array(0.5, np.float32)
+_INF = np.array(np.inf, np.float32)
+_PI = np.array(np.pi, np.float32)
+_TWO_PI = np.array(2 * np.pi, np.float32)
+_DT_MIN = np.array(1e-6, np.float32)
+_CLOSING_MIN = np.array(1e-3, np.float32)
+_SPEED_MIN = np.array(0.1, np.float32)
+_LIMIT_MIN = np.array(0.1, np.float32)
+_ROUTE_MIN = np.array(1e-3, np.float32)
+_SLACK = np.array(OFF_MAP_SLACK_M, np.float32)
+_DONE_M = np.array(ROUTE_COMPLETED_WITHIN_M, np.float32)
+_TIME_EPS = np.array(1e-4, np.float32)
+
+
+@lru_cache(maxsize=64)
+def _rows(B: int) -> NDArray[np.int64]:
+    """``arange(B)``, read-only and shared across steps (row index of per-env gathers)."""
+    rows = np.arange(B)
+    rows.flags.writeable = False
+    return rows
+
 
 TERM_NAMES = (
     "progress",
@@ -137,26 +165,51 @@ def ego_leader(state: WorldState, road: R.LaneGraph) -> tuple[F32, F32, NDArray[
 
     Returns:
         (gap (B,), closing speed (B,) positive when approaching, leader index (B,), -1 none).
+
+    At B=1 the cost is the number of numpy calls, so the cases that dominate (a ring lane, whose
+    successor is itself; every env with a leader) skip the selects that are no-ops there.
     """
+    B, N = state.x.shape
+    if N < 2:  # the ego alone
+        return _no_leader(B)
     lane0 = state.lane[:, :1]
     s0 = state.s[:, :1]
+    # Candidates are the other actors: columns 1.. (the ego never leads itself).
+    lane, s = state.lane[:, 1:], state.s[:, 1:]
     L = road.lane_length[lane0]
-    ok = state.valid.copy()
-    ok[:, 0] = False
-    same = ok & ((state.lane == lane0) | (state.lc_target == lane0))
-    ds = state.s - s0
+    same = state.valid[:, 1:] & ((lane == lane0) | (state.lc_target[:, 1:] == lane0))
+    ds = s - s0
     succ = road.successors[lane0, 0]
     ring = succ == lane0
-    ds = np.where(same & ring & (ds < 0), ds + L, ds)
-    on_succ = ok & (state.lane == succ) & (succ >= 0) & ~ring
-    dist = np.where(same & (ds > 0), ds, np.where(on_succ, L - s0 + state.s, np.inf))
+    n_ring = np.count_nonzero(ring)
+    if n_ring:  # on a ring lane an actor behind is ahead by the lap remainder
+        behind = same & (ds < _F0)
+        if n_ring < B:
+            behind &= ring
+        ds = np.where(behind, ds + L, ds)
+    if n_ring == B:  # a ring lane's successor is itself: nobody is on a distinct successor
+        dist = np.where(same & (ds > _F0), ds, _INF)
+    else:
+        on_succ = state.valid[:, 1:] & (lane == succ) & (succ >= 0) & ~ring
+        dist = np.where(same & (ds > _F0), ds, np.where(on_succ, L - s0 + s, _INF))
+    rows = _rows(B)
     j = np.argmin(dist, axis=1)
-    rows = np.arange(state.x.shape[0])
     best = dist[rows, j]
+    j += 1  # the actor's column
     has = np.isfinite(best)
-    gap = np.where(has, best - 0.5 * (state.length[rows, j] + state.length[:, 0]), np.inf)
-    closing = np.where(has, state.speed[:, 0] - state.speed[rows, j], 0.0)
-    return gap.astype(np.float32), closing.astype(np.float32), np.where(has, j, -1)
+    n_has = np.count_nonzero(has)
+    if n_has == 0:
+        return _no_leader(B)
+    gap = best - _HALF * (state.length[rows, j] + state.length[:, 0])
+    closing = state.speed[:, 0] - state.speed[rows, j]
+    if n_has == B:
+        return gap, closing, j
+    return np.where(has, gap, _INF), np.where(has, closing, _F0), np.where(has, j, -1)
+
+
+def _no_leader(B: int) -> tuple[F32, F32, NDArray[np.int64]]:
+    """What :func:`ego_leader` returns for envs without a leader: inf gap, no closing, -1."""
+    return np.full(B, np.inf, np.float32), np.zeros(B, np.float32), np.full(B, -1, np.int64)
 
 
 def off_road(state: WorldState, road: R.LaneGraph) -> BoolArr:
@@ -187,35 +240,28 @@ def evaluate(
     del actions  # every term here is read off the states
     cfg = cfg or MetricsConfig()
     B = nxt.x.shape[0]
-    dt = np.maximum(nxt.time - prev.time, 1e-6)
+    dt = np.maximum(nxt.time - prev.time, _DT_MIN)
     hit = ego_collisions(nxt.x, nxt.y, nxt.yaw, nxt.length, nxt.width, nxt.valid)
     collision = hit[:, 0]
-    if hit.shape[1] > 1:
+    if hit.shape[1] > 1 and np.count_nonzero(collision):
         first = np.argmax(hit[:, 1:], axis=1) + 1
-        ctype = np.where(collision, nxt.actor_type[np.arange(B), first], -1).astype(np.int8)
-    else:  # the ego alone
+        ctype = np.where(collision, nxt.actor_type[_rows(B), first], -1).astype(np.int8)
+    else:  # the ego alone, or nobody hit: what the select gives there
         ctype = np.full(B, -1, np.int8)
 
-    lane, s, d = nxt.lane[:, 0], nxt.s[:, 0], nxt.d[:, 0]
-    i, f = R.segment_index(road, lane, s)
-
-    def at(values: F32) -> F32:
-        v0 = values[i]
-        return v0 + (values[i + 1] - v0) * f
-
-    left, right, limit = at(road.left_edge), at(road.right_edge), at(road.speed_limit)
-    heading = road.heading[i] + road.dheading[i] * f
+    lane, d = nxt.lane[:, 0], nxt.d[:, 0]
+    i, f = R.segment_index(road, lane, nxt.s[:, 0])
+    left, right, limit, heading = R.edges_limit_heading(road, i, f)
     he = nxt.yaw[:, 0] - heading
-    he -= 2 * np.pi * np.floor((he + np.pi) / (2 * np.pi))
+    he -= _TWO_PI * np.floor((he + _PI) / _TWO_PI)
     # Lateral half-extent of the ego's box across the lane.
-    ext = 0.5 * (nxt.width[:, 0] * np.abs(np.cos(he)) + nxt.length[:, 0] * np.abs(np.sin(he)))
+    ext = _HALF * (nxt.width[:, 0] * np.abs(np.cos(he)) + nxt.length[:, 0] * np.abs(np.sin(he)))
     edge = (d + ext > left) | (d - ext < -right)
-    beyond = nxt.lane_dist[:, 0] > np.abs(d) + OFF_MAP_SLACK_M
+    beyond = nxt.lane_dist[:, 0] > np.abs(d) + _SLACK
     offr = (d > left) | (-d > right) | beyond
 
-    remaining = nxt.route.length - nxt.progress
-    done = remaining <= ROUTE_COMPLETED_WITHIN_M
-    was_done = (prev.route.length - prev.progress) <= ROUTE_COMPLETED_WITHIN_M
+    done = nxt.route.length - nxt.progress <= _DONE_M
+    was_done = prev.route.length - prev.progress <= _DONE_M
     completed = done & ~was_done
     deviation = nxt.off_route_m > cfg.route_deviation_m
     blocked = nxt.stopped_s >= cfg.blocked_s
@@ -223,57 +269,66 @@ def evaluate(
     gap, closing, leader = ego_leader(nxt, road)
     v = nxt.speed[:, 0]
     ttc = np.where(
-        gap <= 0, 0.0, np.where(closing > 1e-3, gap / np.maximum(closing, 1e-3), np.inf)
-    ).astype(np.float32)
-    headway = np.where(
-        np.isfinite(gap) & (v > 0.1), np.maximum(gap, 0.0) / np.maximum(v, 0.1), np.inf
-    ).astype(np.float32)
-    jerk = ((nxt.accel[:, 0] - prev.accel[:, 0]) / dt).astype(np.float32)
-    hard = nxt.accel[:, 0] <= -cfg.hard_brake_mps2
-    lane_change = (nxt.lane[:, 0] != prev.lane[:, 0]) & (
-        (road.left[prev.lane[:, 0]] == lane) | (road.right[prev.lane[:, 0]] == lane)
+        gap <= _F0,
+        _F0,
+        np.where(closing > _CLOSING_MIN, gap / np.maximum(closing, _CLOSING_MIN), _INF),
     )
+    headway = np.where(
+        np.isfinite(gap) & (v > _SPEED_MIN),
+        np.maximum(gap, _F0) / np.maximum(v, _SPEED_MIN),
+        _INF,
+    )
+    jerk = (nxt.accel[:, 0] - prev.accel[:, 0]) / dt
+    hard = nxt.accel[:, 0] <= -cfg.hard_brake_mps2
+    prev_lane = prev.lane[:, 0]
+    lane_change = lane != prev_lane
+    if np.count_nonzero(lane_change):  # only then can it have crossed a marking
+        lane_change &= (road.left[prev_lane] == lane) | (road.right[prev_lane] == lane)
     wrong_way = np.abs(he) > cfg.wrong_way_rad
 
-    progress = (nxt.progress - prev.progress).astype(np.float32)
-    flat = np.zeros_like(v)  # [-] grade: procedural roads are flat until maps bring elevation
+    progress = nxt.progress - prev.progress
     veh = cfg.vehicle
     if isinstance(veh, FuelParams):  # one engine evaluation serves both (the model is costly)
         rate_ml = fuel_rate_flat(v, nxt.accel[:, 0], veh).astype(np.float32)
-        power_w = (rate_ml * (veh.fuel_energy_j_per_l / 1000.0)).astype(np.float32)
+        power_w = rate_ml * (veh.fuel_energy_j_per_l / 1000.0)
     else:
+        flat = np.zeros_like(v)  # [-] grade: procedural roads are flat until maps bring elevation
         rate_ml = np.zeros(B, np.float32)
         power_w = energy_rate(v, nxt.accel[:, 0], flat, veh).astype(np.float32)
-    fuel_ml = (rate_ml * dt).astype(np.float32)
-    risk = np.maximum(0.0, 1.0 - ttc / cfg.ttc_risk_s).astype(np.float32)
-    speed_track = np.maximum(0.0, 1.0 - np.abs(v - limit) / np.maximum(limit, 0.1))
-    overspeed = np.maximum(0.0, v / np.maximum(limit, 0.1) - 1.0)
+    fuel_ml = rate_ml * dt
+    risk = np.maximum(_F0, _F1 - ttc / cfg.ttc_risk_s)
+    limit_floor = np.maximum(limit, _LIMIT_MIN)
+    speed_track = np.maximum(_F0, _F1 - np.abs(v - limit) / limit_floor)
+    overspeed = np.maximum(_F0, v / limit_floor - _F1)
     carl = (
-        (progress / np.maximum(nxt.route.length, 1e-3))
-        * np.maximum(0.0, 1.0 - overspeed)
-        * (1.0 - 0.5 * risk)
+        (progress / np.maximum(nxt.route.length, _ROUTE_MIN))
+        * np.maximum(_F0, _F1 - overspeed)
+        * (_F1 - _HALF * risk)
     )
+    # The 0/1 terms and the two always-zero ones, each a row of one float32 array.
+    flags = np.array([collision, offr, completed], np.float32)
+    zeros = np.zeros((2, B), np.float32)
     terms = {
         "progress": progress,
-        "speed_tracking": speed_track.astype(np.float32),
+        "speed_tracking": speed_track,
         "fuel": fuel_ml,
-        "time": dt.astype(np.float32),
-        "collision": collision.astype(np.float32),
-        "off_road": offr.astype(np.float32),
-        "red_light": np.zeros(B, np.float32),
+        "time": dt,
+        "collision": flags[0],
+        "off_road": flags[1],
+        "red_light": zeros[0],
         "ttc_risk": risk,
         "comfort": np.abs(jerk),
-        "takeover": np.zeros(B, np.float32),
-        "route_completed": completed.astype(np.float32),
-        "carl": carl.astype(np.float32),
-        "speed": v.astype(np.float32),
+        "takeover": zeros[1],
+        "route_completed": flags[2],
+        "carl": carl,
+        "speed": v.copy(),  # not a view of the state
     }
     terminated = done | deviation | blocked
     if cfg.terminate_on_collision:
-        terminated = terminated | collision
+        terminated |= collision
     if cfg.terminate_on_off_road:
-        terminated = terminated | offr
-    truncated = ~terminated & (nxt.time >= nxt.time_limit - 1e-4)
+        terminated |= offr
+    truncated = ~terminated & (nxt.time >= nxt.time_limit - _TIME_EPS)
     return Outcome(
         terms=terms,
         collided_with=hit,
@@ -293,7 +348,7 @@ def evaluate(
         hard_brake=hard,
         lane_change=lane_change,
         wrong_way=wrong_way,
-        speed_limit=limit.astype(np.float32),
+        speed_limit=limit,
         fuel_rate=rate_ml,
         energy_rate=power_w,
     )
@@ -301,12 +356,19 @@ def evaluate(
 
 def reward(terms: dict[str, F32], weights: RewardWeights) -> F32:
     """Weighted sum of the named terms (B,)."""
+    w32 = _nonzero_weights(weights)
     total = np.zeros_like(next(iter(terms.values())), dtype=np.float32)
     for name, value in terms.items():
-        w = getattr(weights, name, 0.0)
-        if w:
-            total += np.float32(w) * value
+        w = w32.get(name)
+        if w is not None:
+            total += w * value
     return total
+
+
+@lru_cache(maxsize=16)
+def _nonzero_weights(weights: RewardWeights) -> dict[str, np.float32]:
+    """The nonzero weights as float32 scalars, by term name (terms without a weight count 0)."""
+    return {name: np.float32(w) for name, w in weights.as_dict().items() if w}
 
 
 __all__ = [

@@ -135,11 +135,8 @@ def observe(state: WorldState, road: R.LaneGraph, cfg: ObsConfig = ObsConfig()) 
     scale, ahead, zeros_c, names = _scalar_layout(cfg)
     i, f = R.segment_index(road, lane, s)  # one lookup serves every per-sample field here
 
-    def at(values: F32) -> F32:
-        v0 = values.take(i)
-        return v0 + (values.take(i + 1) - v0) * f
-
-    head_err = state.yaw[:, 0] - (road.heading.take(i) + road.dheading.take(i) * f)
+    left, right, limit, heading = R.edges_limit_heading(road, i, f)
+    head_err = state.yaw[:, 0] - heading
     head_err = head_err - _TWO_PI * np.floor((head_err + _PI) / _TWO_PI)
     la = lane[:, None] + zeros_c
     sa = (s[:, None] + ahead[None, :]).astype(np.float32, copy=False)
@@ -155,9 +152,9 @@ def observe(state: WorldState, road: R.LaneGraph, cfg: ObsConfig = ObsConfig()) 
         "lane_offset": d[:, None],
         "heading_error": head_err[:, None],
         "curvature_ahead": R.interp(road, road.curvature, la, sa) * _CURV,
-        "edge_left": (at(road.left_edge) - d)[:, None],
-        "edge_right": (at(road.right_edge) + d)[:, None],
-        "speed_limit": at(road.speed_limit)[:, None],
+        "edge_left": (left - d)[:, None],
+        "edge_right": (right + d)[:, None],
+        "speed_limit": limit[:, None],
         "route_progress": (state.progress / rl)[:, None],
         "route_remaining": remaining[:, None],
     }
@@ -174,9 +171,8 @@ def _nearby(state: WorldState, k: int) -> F32:
     dx = state.x - state.x[:, :1]
     dy = state.y - state.y[:, :1]
     dist2 = dx * dx + dy * dy
-    ok = state.valid.copy()
-    ok[:, 0] = False
-    ok &= dist2 <= _MAX_SENSE2
+    ok = (dist2 <= _MAX_SENSE2) & _others(N)  # never the ego itself
+    ok &= state.valid
     dist2 = np.where(ok, dist2, _INF)
     m = min(k, N - 1)
     if m <= 0:
@@ -185,8 +181,8 @@ def _nearby(state: WorldState, k: int) -> F32:
     near = dist2.argpartition(m, axis=1) if m < N - 1 else dist2.argsort(axis=1)
     idx = near[:, :m]
     # Gathers by flat index (row offset + column): 2-D fancy indexing costs ~3x more at B=1.
-    rows = np.arange(0, B * N, N)[:, None]
-    idx = idx.take(dist2.take(rows + idx).argsort(axis=1) + np.arange(0, B * m, m)[:, None])
+    rows = _row_offsets(B, N)
+    idx = idx.take(dist2.take(rows + idx).argsort(axis=1) + _row_offsets(B, m))
     pick = rows + idx
 
     def g(a: F32) -> F32:
@@ -220,6 +216,23 @@ def _nearby(state: WorldState, k: int) -> F32:
     feats = np.zeros((B, k, ACTOR_FEATURES), np.float32)
     feats[:, :m] = f
     return feats
+
+
+@lru_cache(maxsize=64)
+def _others(N: int) -> NDArray[np.bool_]:
+    """(1, N) mask of every actor but the ego; read-only, shared across steps."""
+    mask = np.ones((1, N), np.bool_)
+    mask[0, 0] = False
+    mask.flags.writeable = False
+    return mask
+
+
+@lru_cache(maxsize=64)
+def _row_offsets(B: int, n: int) -> NDArray[np.int64]:
+    """(B, 1) flat offset of each row of a (B, n) array; read-only, shared across steps."""
+    rows = np.arange(0, B * n, n)[:, None]
+    rows.flags.writeable = False
+    return rows
 
 
 _INF = np.array(np.inf, np.float32)

@@ -256,7 +256,7 @@ def _cap_start_speeds(fixed: _Actors, traffic: _Actors, g: R.LaneGraph) -> _Acto
     ln = a.lane[order]
     closed = g.successors[ln, 0] == ln
     last = ~same & closed
-    if last.any():
+    if np.count_nonzero(last):
         starts = np.concatenate([[True], ln[1:] != ln[:-1]])
         first_idx = np.maximum.accumulate(np.where(starts, np.arange(ln.size), 0))
         j = order[first_idx]
@@ -466,7 +466,7 @@ def _fire_events(st: WorldState, road: R.LaneGraph) -> WorldState:
     if not np.count_nonzero(ev.kind):  # no scripted events at all (EventKind.NONE == 0)
         return st
     pending = (ev.kind != EventKind.NONE) & ~ev.fired & st.valid[..., None]
-    if not pending.any():
+    if not np.count_nonzero(pending):
         return st
     gap_ego = np.hypot(st.x - st.x[:, :1], st.y - st.y[:, :1]) - 0.5 * (
         st.length + st.length[:, :1]
@@ -477,7 +477,7 @@ def _fire_events(st: WorldState, road: R.LaneGraph) -> WorldState:
         gap_ego[..., None] <= ev.trigger_value,
     )
     fire = pending & now
-    if not fire.any():
+    if not np.count_nonzero(fire):
         return st
     # The first firing event per actor this step wins; others wait a step.
     first = fire & (np.cumsum(fire, axis=-1) == 1)
@@ -690,7 +690,7 @@ def step(
             active & (phase < 1), lc_offset * np.pi / (2 * dur) * np.sin(np.pi * phase), 0.0
         )
         done_lc = active & (phase >= 1.0)
-        if done_lc.any():
+        if np.count_nonzero(done_lc):
             tgt = np.where(done_lc, lc_target, st.lane).astype(np.int32, copy=False)
             s_new = np.where(done_lc, R.map_to_neighbor(g, st.lane, s_new, tgt), s_new)
             lane_new = tgt
@@ -705,7 +705,7 @@ def step(
     )
     if lane_adv is not lane_new:  # someone ran past a lane end
         moved = lane_adv != lane_new
-        if (moved & (lc_target >= 0)).any():
+        if np.count_nonzero(moved & (lc_target >= 0)):
             # A lane change that runs across a lane end continues from the successor lane.
             nb = np.where(lc_offset > 0, g.left[lane_adv], g.right[lane_adv])
             keep = moved & (lc_target >= 0)
@@ -888,7 +888,7 @@ def _mobil(
     take = safe & (gain > thr)
     best_lane = np.where(take, tgt_c, -1)
     go = best_lane >= 0
-    if go.any():
+    if np.count_nonzero(go):
         idx = ci[go]
         lanes_go = best_lane[go]
         w_here = R.interp(g, g.width, lane[go], s[go])
