@@ -138,3 +138,14 @@ def test_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert "gendrive <command>" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["fly"])
+
+
+def test_reward_schema_matches_reward_weights() -> None:
+    from dataclasses import fields
+
+    from gendrive.config import RewardConfig
+    from sim.metrics import RewardWeights
+
+    schema = {f.name: f.default for f in fields(RewardConfig)}
+    weights = {f.name: f.default for f in fields(RewardWeights)}
+    assert schema == weights  # the Hydra schema mirrors the reward dataclass, defaults included
