@@ -34,7 +34,6 @@ from typing import Any, TextIO
 import numpy as np
 import yaml
 
-from gendrive.config import RunConfig
 from gendrive.evaluate_config import EvaluateConfig
 from gendrive.report import by_scenario
 from gendrive.run import metrics_config, reward_weights, write_json_atomic
@@ -158,31 +157,19 @@ def load_suite(ref: str) -> Suite:
     return Suite(str(data.get("name", path.stem)), tuple(specs), eps, seed, path)
 
 
-def _run_config(cfg: EvaluateConfig) -> RunConfig:
-    """The shared nodes as a :class:`RunConfig`, so run's reward/metrics builders apply as-is."""
-    return RunConfig(
-        sim=cfg.sim,
-        reward=cfg.reward,
-        metrics=cfg.metrics,
-        vehicle_file=cfg.vehicle_file,
-        vehicle=cfg.vehicle,
-    )
-
-
 def make_env(cfg: EvaluateConfig, spec: ScenarioSpec, num_envs: int) -> DriveVectorEnv:
     """A vector env of ``num_envs`` environments on ``spec`` with the config's sim and metrics."""
     if cfg.sim.backend != "embedded":
         raise ValueError(
             f"sim.backend: 'gendrive evaluate' needs 'embedded', got {cfg.sim.backend!r}"
         )
-    rc = _run_config(cfg)
     return DriveVectorEnv(
         num_envs=num_envs,
         scenario=spec,
         dt=cfg.sim.dt,
         num_actors=cfg.sim.num_actors,
-        reward=reward_weights(rc),
-        metrics=metrics_config(rc),
+        reward=reward_weights(cfg),
+        metrics=metrics_config(cfg),
         mobil_interval_s=cfg.sim.mobil_interval_s,
     )
 

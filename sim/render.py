@@ -520,12 +520,8 @@ class VideoWriter:
 
     def close(self) -> None:
         """Finish the file and move it to ``path``. No frames written: no file is created."""
-        if self._closed:
+        if not self._release():
             return
-        self._closed = True
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
         if self.frames > 0:
             os.replace(self.tmp_path, self.path)
         elif os.path.exists(self.tmp_path):
@@ -533,14 +529,18 @@ class VideoWriter:
 
     def abort(self) -> None:
         """Stop and delete the partial file; ``path`` is left untouched."""
+        if self._release() and os.path.exists(self.tmp_path):
+            os.remove(self.tmp_path)
+
+    def _release(self) -> bool:
+        """Release the encoder once; False when already closed (close/abort are idempotent)."""
         if self._closed:
-            return
+            return False
         self._closed = True
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-        if os.path.exists(self.tmp_path):
-            os.remove(self.tmp_path)
+        return True
 
     def __enter__(self) -> VideoWriter:
         return self

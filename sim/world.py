@@ -159,7 +159,7 @@ class _Actors:
 @dataclass
 class _EnvDraft:
     actors: _Actors
-    events: list[list[tuple[int, int, float, float, float, int, float]]]
+    events: list[list[tuple[int, int, float, float, float, int, float]]]  # ego + scripted only
     route: tuple[list[int], list[float]]
     route_length: float
     time_limit: float
@@ -317,7 +317,6 @@ def _draft(spec: ScenarioSpec, g: R.LaneGraph, rng: np.random.Generator) -> _Env
     traffic = _sample_traffic(spec, g, rng, fixed)
     if len(traffic):
         traffic = _cap_start_speeds(fixed, traffic, g)
-    events += [[] for _ in range(len(traffic))]
     s_ref0 = float(R.interp(g, g.s_ref, lane[:1], s[:1])[0])
     return _EnvDraft(
         fixed.cat(traffic),
