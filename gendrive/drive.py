@@ -374,25 +374,11 @@ class SessionLog:
             }
         )
         self._steps_f.flush()
-        self.data.add(
-            np.ones(1, np.bool_),
-            obs=observe(prev, road),
-            next_obs=observe(nxt, road),
-            policy_action=step.policy_action,
-            human_action=step.human_action,
-            executed_action=step.executed_action,
-            intervened=step.intervened,
-            takeover_start=step.takeover_start,
-            takeover_cost=step.takeover_cost,
-            mode=step.mode,
-            shield=step.shield_aeb | step.shield_invalid,
-            reward=reward,
-            terminated=out.terminated,
-            truncated=out.truncated,
-            episode=np.full(1, episode),
-            env=np.zeros(1),
-            step=np.full(1, step_in_ep),
-        )
+        self.data.add_step(
+            np.ones(1, np.bool_), step, observe(prev, road), observe(nxt, road), reward,
+            out.terminated, out.truncated, np.full(1, episode), np.zeros(1),
+            np.full(1, step_in_ep),
+        )  # fmt: skip
 
     def episode(self, row: dict[str, Any]) -> None:
         self.rows.append(row)

@@ -43,10 +43,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:  # the supervisor imports this module; only the annotation needs it back
+    from policy.override.supervisor import OverrideStep
 
 DATA_FORMAT = "gendrive.takeover_data"
 DATA_VERSION = 1
@@ -158,6 +161,41 @@ class TakeoverDataWriter:
             raise KeyError(f"takeover data row: missing {sorted(missing)}, unknown {sorted(extra)}")
         for k, (dtype, _) in SCHEMA.items():
             self._rows[k].append(np.asarray(columns[k], dtype)[mask])
+
+    def add_step(
+        self,
+        mask: BoolArr,
+        step: OverrideStep,
+        obs: NDArray[Any],
+        next_obs: NDArray[Any],
+        reward: NDArray[Any],
+        terminated: NDArray[Any],
+        truncated: NDArray[Any],
+        episode: NDArray[Any],
+        env: NDArray[Any],
+        step_index: NDArray[Any],
+    ) -> None:
+        """:meth:`add` one supervised tick: the step's actions, modes and costs with the
+        transition around it (obs/next_obs (B, D), the rest (B,))."""
+        self.add(
+            mask,
+            obs=obs,
+            next_obs=next_obs,
+            policy_action=step.policy_action,
+            human_action=step.human_action,
+            executed_action=step.executed_action,
+            intervened=step.intervened,
+            takeover_start=step.takeover_start,
+            takeover_cost=step.takeover_cost,
+            mode=step.mode,
+            shield=step.shield_aeb | step.shield_invalid,
+            reward=reward,
+            terminated=terminated,
+            truncated=truncated,
+            episode=episode,
+            env=env,
+            step=step_index,
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write everything collected so far to ``path`` (via a temporary file)."""

@@ -65,25 +65,10 @@ def _session(tmp_path: Path) -> tuple[Path, list[dict], list[dict]]:
         step = sup.step(policy.act(w, env.road), HumanInputs.from_commands([cmd]), w)
         st, out, rew, _, _ = env.advance(step.executed_action)
         events += tlog.update(step, w, st, ones)
-        writer.add(
-            ones,
-            obs=observe(w, env.road),
-            next_obs=observe(st, env.road),
-            policy_action=step.policy_action,
-            human_action=step.human_action,
-            executed_action=step.executed_action,
-            intervened=step.intervened,
-            takeover_start=step.takeover_start,
-            takeover_cost=step.takeover_cost,
-            mode=step.mode,
-            shield=step.shield_aeb | step.shield_invalid,
-            reward=rew,
-            terminated=out.terminated,
-            truncated=out.truncated,
-            episode=np.zeros(1),
-            env=np.zeros(1),
-            step=np.full(1, k),
-        )
+        writer.add_step(
+            ones, step, observe(w, env.road), observe(st, env.road), rew, out.terminated,
+            out.truncated, np.zeros(1), np.zeros(1), np.full(1, k),
+        )  # fmt: skip
     metrics, closing = tlog.finish(0, "stopped", st)
     path = writer.save(tmp_path / "takeover_data.npz")
     return path, events + closing, [metrics]
