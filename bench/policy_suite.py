@@ -1,0 +1,90 @@
+"""Train a PPO policy, then compare it with the baselines on an evaluation suite.
+
+Runs the two commands a user would, in a scratch directory, and prints one JSON line per
+policy (driving scores, route completion, collision rate, fuel, travel time: overall means over
+the suite) plus one line for the training run (env-steps/s end to end, wall time, and the first
+evaluation that reached >= 95 % route completion and <= 2 % collisions, if any):
+
+    gendrive train total_steps=<N> hydra.run.dir=<tmp>/train
+    gendrive evaluate policies=[rule_based,random,<tmp>/train] suite=<suite> \
+        episodes_per_scenario=<E> hydra.run.dir=<tmp>/eval
+
+    python bench/policy_suite.py                                  # the README's figures (~10 min)
+    python bench/policy_suite.py --total-steps 200000 --episodes 2  # a quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+EXE = Path(sys.executable).parent / "gendrive"
+COMPETENT_RC = 0.95  # route completion the issue calls competent ...
+COMPETENT_COLLISIONS = 0.02  # ... at this collision rate or less
+
+
+def _run(args: list[str]) -> None:
+    res = subprocess.run([str(EXE), *args], capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise SystemExit(f"gendrive {' '.join(args)} failed:\n{res.stderr[-2000:]}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--total-steps", type=int, default=12_000_000)
+    ap.add_argument("--suite", default="highway")
+    ap.add_argument("--episodes", type=int, default=16, help="episodes per scenario")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", type=Path, default=None, help="keep the run dirs here")
+    args = ap.parse_args()
+    root = args.keep or Path(tempfile.mkdtemp(prefix="gendrive_policy_suite_"))
+    train, evald = root / "train", root / "eval"
+    t0 = time.perf_counter()
+    _run(["train", f"total_steps={args.total_steps}", f"seed={args.seed}", "progress_bar=false",
+          f"hydra.run.dir={train}"])  # fmt: skip
+    train_s = time.perf_counter() - t0
+    summary = json.loads((train / "train_summary.json").read_text())
+    competent_at = None
+    with (train / "updates.csv").open() as f:
+        for row in csv.DictReader(f):
+            rc, col = row.get("eval/route_completion"), row.get("eval/collision_rate")
+            if rc and col and float(rc) >= COMPETENT_RC and float(col) <= COMPETENT_COLLISIONS:
+                competent_at = {"update": int(float(row["update"])),
+                                "wall_time_s": round(float(row["wall_time_s"]), 1)}  # fmt: skip
+                break
+    print(json.dumps({
+        "bench": "ppo_train", "total_steps": summary["global_step"],
+        "env_steps_per_s": round(summary["env_steps_per_s"], 1), "wall_time_s": round(train_s, 1),
+        "first_competent_eval": competent_at, "last_eval": summary.get("last_eval"),
+    }), flush=True)  # fmt: skip
+    _run(["evaluate", f"policies=[rule_based,random,{train}]", f"suite={args.suite}",
+          f"episodes_per_scenario={args.episodes}", "progress_bar=false",
+          f"hydra.run.dir={evald}"])  # fmt: skip
+    metrics = json.loads((evald / "metrics.json").read_text())
+    for name, res in metrics["results"].items():
+        o = res["overall"]
+
+        def m(key: str, o: dict = o) -> float | None:  # type: ignore[type-arg]
+            v = o.get(key)
+            return round(v["mean"], 3) if isinstance(v, dict) and v["mean"] is not None else None
+
+        print(json.dumps({
+            "bench": "policy_suite", "suite": args.suite, "policy": name,
+            "episodes": o["episodes"], "driving_score_lb20": m("driving_score_lb20"),
+            "driving_score_lb21": m("driving_score_lb21"),
+            "route_completion_pct": m("route_completion_pct"), "collision_rate": m("collision"),
+            "fuel_l_per_100km": m("fuel_l_per_100km"), "travel_time_s": m("travel_time_s"),
+        }), flush=True)  # fmt: skip
+    if args.keep is None:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
