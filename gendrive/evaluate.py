@@ -381,8 +381,43 @@ def _csv_floats(rows: list[dict[str, str]], col: str) -> list[float]:
     return out
 
 
+CURVE_TAGS = ("episode_return", "route_completion", "eval/return", "eval/route_completion")
+
+
+def _tensorboard_curves(log_dir: Path) -> dict[str, list[tuple[float, float]]]:
+    """(step, value) series of :data:`CURVE_TAGS` from a run's TensorBoard event files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})  # 0: keep every point
+    acc.Reload()
+    have = set(acc.Tags().get("scalars", []))
+    return {t: [(float(e.step), float(e.value)) for e in acc.Scalars(t)] for t in CURVE_TAGS
+            if t in have}  # fmt: skip
+
+
+def _csv_curves(f: Path) -> dict[str, list[tuple[float, float]]]:
+    """The same series from ``updates.csv`` (runs without TensorBoard logs)."""
+    with f.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows or "global_step" not in rows[0]:
+        return {}
+    step = _csv_floats(rows, "global_step")
+    out = {}
+    for tag in CURVE_TAGS:
+        vals = _csv_floats(rows, tag)
+        pts = [(s, v) for s, v in zip(step, vals, strict=True) if math.isfinite(v)]
+        if pts:
+            out[tag] = pts
+    return out
+
+
+def _xy(points: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
+    return [p[0] for p in points], [p[1] for p in points]
+
+
 def plot_learning_curve(path: Path, runs: dict[str, Path]) -> bool:
-    """Episode return and route completion against global_step from each run's updates.csv.
+    """Episode return and route completion against the env step, from each run's TensorBoard
+    logs (``tensorboard/``), or its ``updates.csv`` where it has none.
 
     Returns False when no run has a readable log (nothing is written then).
     """
@@ -393,25 +428,22 @@ def plot_learning_curve(path: Path, runs: dict[str, Path]) -> bool:
 
     logs = {}
     for label, run_dir in runs.items():
-        f = run_dir / "updates.csv"
-        if f.is_file():
-            with f.open(newline="") as fh:
-                rows = list(csv.DictReader(fh))
-            if rows and "global_step" in rows[0]:
-                logs[label] = rows
+        tb, f = run_dir / "tensorboard", run_dir / "updates.csv"
+        curves = _tensorboard_curves(tb) if tb.is_dir() else {}
+        if not curves and f.is_file():
+            curves = _csv_curves(f)
+        if curves:
+            logs[label] = curves
     if not logs:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for label, rows in logs.items():
-        step = _csv_floats(rows, "global_step")
+    for label, curves in logs.items():
         for ax, col in zip(axes, ("episode_return", "route_completion"), strict=True):
-            y = _csv_floats(rows, col)
-            line = ax.plot(step, y, label=f"{label} (rollout)")[0]
-            ev = _csv_floats(rows, f"eval/{col.replace('episode_', '')}")
-            pts = [(s, v) for s, v in zip(step, ev, strict=True) if math.isfinite(v)]
+            xs, ys = _xy(curves.get(col, []))
+            line = ax.plot(xs, ys, label=f"{label} (rollout)")[0]
+            pts = curves.get(f"eval/{col.replace('episode_', '')}", [])
             if pts:
-                ax.plot(*zip(*pts, strict=True), "o--", color=line.get_color(),
-                        label=f"{label} (eval)")  # fmt: skip
+                ax.plot(*_xy(pts), "o--", color=line.get_color(), label=f"{label} (eval)")
     axes[0].set_ylabel("episode return")
     axes[1].set_ylabel("route completion (0..1)")
     for ax in axes:

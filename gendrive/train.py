@@ -9,6 +9,8 @@ Writes into the run directory (Hydra's ``outputs/train/<date>/<time>`` unless
   term (``term/<name>``), plus ``eval/*`` on evaluation updates (empty otherwise);
 - ``checkpoints/last.pt`` every ``checkpoint_every`` updates, at the end and on Ctrl-C/SIGTERM;
   ``checkpoints/best.pt``: the best evaluation return so far (see :mod:`policy.ppo.checkpoint`);
+- ``tensorboard/``: every numeric column of ``updates.csv`` as a TensorBoard scalar against the
+  env step (``tensorboard --logdir outputs/train``), unless ``tensorboard=false``;
 - ``train_summary.json``: the final counters and the last and best evaluation.
 
 ``resume=<run dir>`` continues exactly where ``last.pt`` left off: same parameters, optimiser,
@@ -37,14 +39,24 @@ from gendrive.train_config import TrainConfig
 from policy.ppo.checkpoint import CheckpointError, load_checkpoint, restore, save_checkpoint
 from policy.ppo.trainer import PPOTrainer, evaluate
 from sim.env import DriveVectorEnv
-from sim.scenario import SpecError
+from sim.scenario import ScenarioSpec, SpecError
 
 RESUME_KEEPS = ("total_steps", "device", "torch_threads", "progress_bar", "checkpoint_every",
-                "eval_every", "resume")  # fmt: skip
+                "eval_every", "resume", "tensorboard")  # fmt: skip
 EVAL_KEYS = ("return", "route_completion", "collision_rate", "success_rate", "length")
 
 
 scenario_spec = scenario_from_config  # the same rule as gendrive run
+
+
+def training_scenarios(cfg: TrainConfig) -> list[ScenarioSpec]:
+    """The specs to train on: every scenario of ``suite`` (a mixture, one drawn per episode)
+    when it is set, else the one of ``scenario_file`` or the ``scenario`` group."""
+    if cfg.suite:
+        from gendrive.evaluate import load_suite
+
+        return list(load_suite(cfg.suite).scenarios)
+    return [scenario_spec(cfg)]
 
 
 def make_env(cfg: TrainConfig, num_envs: int) -> DriveVectorEnv:
@@ -53,13 +65,17 @@ def make_env(cfg: TrainConfig, num_envs: int) -> DriveVectorEnv:
         raise ValueError(f"sim.backend: 'gendrive train' needs 'embedded', got {cfg.sim.backend!r}")
     return DriveVectorEnv(
         num_envs=num_envs,
-        scenario=scenario_spec(cfg),
+        scenario=training_scenarios(cfg),
         dt=cfg.sim.dt,
         num_actors=cfg.sim.num_actors,
         reward=reward_weights(cfg),
         metrics=metrics_config(cfg),
         mobil_interval_s=cfg.sim.mobil_interval_s,
     )
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -175,6 +191,10 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
 
     env = make_env(cfg, p.num_envs)
     eval_env = make_env(cfg, cfg.eval_episodes) if cfg.eval_every > 0 else None
+    eval_keys = list(EVAL_KEYS)
+    if len(env.specs) > 1:  # a mixture: also per scenario (trainer.evaluate's keys)
+        eval_keys += [f"{sp.name}/{m}" for sp in env.specs for m in ("route_completion",
+                                                                    "collision_rate")]  # fmt: skip
     trainer = PPOTrainer(env, p, device, seed=cfg.seed)
     trainer.start()
     best = -math.inf
@@ -201,6 +221,13 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
         with log_path.open() as f:
             writer = csv.DictWriter(csv_f, fieldnames=next(csv.reader(f)))
 
+    tb = None
+    if cfg.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        # purge_step drops the events a resumed run redoes: those after its checkpoint's step.
+        purge = trainer.global_step + 1 if ckpt is not None else None
+        tb = SummaryWriter(str(out_dir / "tensorboard"), purge_step=purge)
     bar = None
     if cfg.progress_bar:
         from tqdm import tqdm
@@ -223,7 +250,7 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
                 row: dict[str, Any] = trainer.train_update(num_updates)
                 row["steps_per_s"] = steps_per_update / (time.perf_counter() - t0)
                 row["wall_time_s"] = time.perf_counter() - t_start
-                for k in EVAL_KEYS:
+                for k in eval_keys:
                     row[f"eval/{k}"] = ""
                 u = trainer.update
                 if eval_env is not None and (u % cfg.eval_every == 0 or u == num_updates):
@@ -243,6 +270,12 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
                     writer.writeheader()
                 writer.writerow(row)
                 csv_f.flush()
+                if tb is not None:
+                    step = trainer.global_step
+                    for key, val in row.items():
+                        if key not in ("update", "global_step") and _is_number(val):
+                            tb.add_scalar(key, float(val), step)
+                    tb.flush()
                 if u % cfg.checkpoint_every == 0 or u == num_updates:
                     checkpoint(ckpt_dir / "last.pt")
                 if bar is not None:
@@ -258,6 +291,8 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
                 checkpoint(ckpt_dir / "last.pt")
     finally:
         csv_f.close()
+        if tb is not None:
+            tb.close()
         if bar is not None:
             bar.close()
     wall = time.perf_counter() - t_start

@@ -25,6 +25,7 @@ class TrainConfig:
     vehicle_file: str | None = None  # a vehicle YAML file instead of the vehicle group
     vehicle: dict[str, Any] = field(default_factory=dict)  # fuel model: the vehicle group
     scenario_file: str | None = None  # a spec file (YAML/JSON) instead of the scenario group
+    suite: str | None = None  # train on every scenario of configs/eval/<suite>.yaml (a mixture)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     seed: int = 0  # training env b is reset with seed + b; also seeds torch
     device: str = "auto"  # cpu | cuda | cuda:N | auto (cuda when present)
@@ -36,3 +37,4 @@ class TrainConfig:
     eval_seed: int = 1_000_000  # evaluation env b is reset with eval_seed + b (held out)
     resume: str | None = None  # a run directory (or a .pt file) to continue exactly
     progress_bar: bool = True
+    tensorboard: bool = True  # write tensorboard/ event files (every updates.csv scalar)

@@ -39,6 +39,7 @@ from sim.backend import EmbeddedBackend, SimBackend
 from sim.dynamics import VehicleParams, sanitize_action
 from sim.observation import OBS_BOUND, ObsConfig, obs_dim, observe
 from sim.road import LaneGraph
+from sim.road_union import shift_spec, union
 from sim.scenario import ScenarioSpec, SpecError, build_road, check_on_road, load_spec
 from sim.state import WorldState
 
@@ -103,12 +104,16 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode: expected None or 'rgb_array', got {render_mode!r}")
         self.specs = resolve_specs(scenario)
-        roads = {sp.road for sp in self.specs}
-        if len(roads) > 1:
-            raise SpecError("scenario: all specs of one env must share the same road")
-        self.road: LaneGraph = build_road(self.specs[0].road)
-        for sp in self.specs:
+        # Specs on different roads share one graph: the union of their roads, each spec shifted
+        # onto its part (sim.road_union). One road: the graph is that road, specs unchanged.
+        roads = list(dict.fromkeys(sp.road for sp in self.specs))
+        self.road: LaneGraph
+        self.road, offsets = union([build_road(r) for r in roads])
+        offset_of = dict(zip(roads, offsets, strict=True))
+        self._placed = [shift_spec(sp, offset_of[sp.road]) for sp in self.specs]
+        for sp in self._placed:
             check_on_road(sp, self.road, source=sp.name)
+        self.spec_index = np.zeros(num_envs, np.int64)  # which spec each env's episode runs
         need = max(sp.max_actors() for sp in self.specs)
         self.num_actors = need if num_actors is None else int(num_actors)
         if need > self.num_actors:
@@ -150,6 +155,7 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
             "autoreset": self._autoreset.copy(),
             "ep_return": self._ep_return.copy(),
             "ep_length": self._ep_length.copy(),
+            "spec_index": self.spec_index.copy(),
         }
 
     def set_env_state(self, state: dict[str, Any]) -> None:
@@ -174,17 +180,21 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
         self._autoreset = np.asarray(state["autoreset"], np.bool_).copy()
         self._ep_return = np.asarray(state["ep_return"], np.float64).copy()
         self._ep_length = np.asarray(state["ep_length"], np.int64).copy()
+        # Saved before multi-road envs existed: every episode ran spec 0 or a draw not recorded.
+        self.spec_index = np.asarray(state.get("spec_index", np.zeros(B)), np.int64).copy()
 
-    def _start(self, mask: NDArray[np.bool_]) -> None:
-        """New episodes where ``mask``: pick each env's spec and traffic generator, reset."""
+    def _start(self, mask: NDArray[np.bool_], spec_index: NDArray[np.int64] | None = None) -> None:
+        """New episodes where ``mask``: pick each env's spec (drawn from its generator unless
+        ``spec_index`` (B,) fixes it) and traffic generator, reset."""
         specs, rngs = [], []
         for b in np.nonzero(mask)[0]:
             rng = self._rngs[b]
-            sp = (
-                self.specs[int(rng.integers(len(self.specs)))]
-                if len(self.specs) > 1
-                else (self.specs[0])
-            )
+            if spec_index is not None:
+                k = int(spec_index[b])
+            else:
+                k = int(rng.integers(len(self.specs))) if len(self.specs) > 1 else 0
+            self.spec_index[b] = k
+            sp = self._placed[k]
             specs.append(sp)
             rngs.append(np.random.default_rng(sp.seed) if sp.seed is not None else rng)
         self.backend.reset(mask, specs, rngs)
@@ -196,6 +206,9 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
         options: dict[str, Any] | None = None,
     ) -> tuple[NDArray[np.float32], dict[str, Any]]:
         """Reset all environments, or those in ``options["reset_mask"]``.
+
+        ``options["spec_index"]`` (B,) runs spec ``k`` of the source in each reset environment
+        instead of drawing one (evaluations that cover every spec evenly).
 
         ``seed``: an int seeds env b with ``seed + b``; a list gives one seed per env.
         """
@@ -218,7 +231,18 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
             for b in np.nonzero(mask)[0]:
                 if seeds[b] is not None:
                     self._rngs[b] = np.random.default_rng(seeds[b])
-        self._start(mask)
+        forced = None
+        if options and options.get("spec_index") is not None:
+            forced = np.asarray(options["spec_index"], np.int64)
+            if (
+                forced.shape != (self.num_envs,)
+                or not ((forced >= 0) & (forced < len(self.specs))).all()
+            ):
+                raise ValueError(
+                    f"spec_index: expected shape ({self.num_envs},) of ints in "
+                    f"[0, {len(self.specs)}), got {forced.tolist()}"
+                )
+        self._start(mask, forced)
         assert self.state is not None
         self._autoreset[mask] = False
         self._ep_return[mask] = 0.0

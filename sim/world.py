@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 
 from sim import road as R
 from sim.dynamics import VehicleParams, bicycle_step, sanitize_action
+from sim.road_union import lane_components
 from sim.scenario import (
     ActorSpec,
     BehaviorSpec,
@@ -189,7 +190,12 @@ def _sample_traffic(
     t = spec.traffic
     if t.count == 0:
         return _Actors.empty()
-    lanes = np.nonzero(g.lane_type == R.LaneType.DRIVING)[0].astype(np.int32, copy=False)
+    # Only the ego's connected part of the network: a union of roads (sim.road_union) holds
+    # other scenarios' roads, which this episode never reaches.
+    comp = lane_components(g)
+    ego_part = comp[int(fixed.lane[0])]
+    drivable = (g.lane_type == R.LaneType.DRIVING) & (comp == ego_part)
+    lanes = np.nonzero(drivable)[0].astype(np.int32, copy=False)
     total = road_length(g, spec.ego.road)
     lo, hi = (t.s_range[0], t.s_range[1]) if t.s_range else (0.0, total)
     span = max(hi - lo, 0.0)

@@ -16,7 +16,15 @@ from omegaconf import OmegaConf
 
 from gendrive.cli import CONFIG_DIR
 from gendrive.config import register_configs
-from gendrive.evaluate import evaluate, load_suite, make_env, overall_mean, run_episodes
+from gendrive.evaluate import (
+    _csv_curves,
+    _tensorboard_curves,
+    evaluate,
+    load_suite,
+    make_env,
+    overall_mean,
+    run_episodes,
+)
 from gendrive.evaluate_config import EvaluateConfig
 from gendrive.train import train
 from gendrive.train_config import TrainConfig
@@ -159,6 +167,13 @@ def test_checkpoint_loads_as_a_driver_and_evaluates(train_run: Path, tmp_path: P
     assert set(summary["results"]) == {"rule_based", label}
     assert f"| `{label}` |" in (out / "comparison.md").read_text()
     assert (out / "learning_curve.png").stat().st_size > 5000
+    # The curve is read from the run's TensorBoard logs; they hold what updates.csv holds.
+    tb = _tensorboard_curves(train_run / "tensorboard")
+    csv_curves = _csv_curves(train_run / "updates.csv")
+    assert tb["eval/route_completion"] and tb.keys() == csv_curves.keys()
+    for tag, pts in tb.items():
+        assert [p[0] for p in pts] == [p[0] for p in csv_curves[tag]], tag
+        assert [p[1] for p in pts] == pytest.approx([p[1] for p in csv_curves[tag]], rel=1e-6)
     (video,) = [v for v in summary["videos"] if v["policy"] == label]
     assert (out / video["path"]).stat().st_size > 1000
     assert video["replay_end_reason"] == video["end_reason"]

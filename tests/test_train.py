@@ -76,6 +76,40 @@ def test_resume_through_the_app_continues_exactly(tmp_path: Path) -> None:
     rows = list(csv.DictReader((tmp_path / "split" / "updates.csv").open()))
     assert [int(float(r["update"])) for r in rows] == [1, 2, 3, 4]
     assert "resumed from" in (tmp_path / "log.txt").read_text()
+    # TensorBoard: the resumed run's scalars continue the first half's, one point per update.
+    steps_logged = _tb_scalars(tmp_path / "split" / "tensorboard", "policy_loss")
+    assert [s for s, _ in steps_logged] == [256, 512, 768, 1024]
+    straight = _tb_scalars(tmp_path / "straight" / "tensorboard", "policy_loss")
+    assert [v for _, v in steps_logged] == pytest.approx([v for _, v in straight], rel=1e-6)
+
+
+def _tb_scalars(log_dir: Path, tag: str) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(log_dir))
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+def test_training_on_a_suite_mixes_its_scenarios(tmp_path: Path) -> None:
+    cfg = _compose([*SMALL, "suite=smoke", "total_steps=512", "eval_every=2", "eval_episodes=4"])
+    summary = train(cfg, tmp_path / "r", log=(tmp_path / "log.txt").open("w"))
+    ev = summary["last_eval"]
+    # The evaluation covers both scenarios of the suite (2 episodes each) and logs each.
+    for name in ("cut_in_short", "highway_short"):
+        assert 0.0 <= ev[f"{name}/route_completion"] <= 1.0
+    rows = list(csv.DictReader((tmp_path / "r" / "updates.csv").open()))
+    assert rows[-1]["eval/highway_short/route_completion"] != ""
+    tags = set(_tb_tags(tmp_path / "r" / "tensorboard"))
+    assert {"term/fuel", "eval/cut_in_short/collision_rate", "approx_kl"} <= tags
+
+
+def _tb_tags(log_dir: Path) -> list[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(log_dir))
+    acc.Reload()
+    return list(acc.Tags()["scalars"])
 
 
 def test_console_script_writes_checkpoints_and_update_log(tmp_path: Path) -> None:

@@ -270,11 +270,16 @@ def evaluate(
 
     Returns:
         Means over the B episodes: ``return``, ``route_completion``, ``collision_rate``,
-        ``success_rate``, ``length``.
+        ``success_rate``, ``length``; for a mixture of specs also ``<spec name>/route_completion``
+        and ``<spec name>/collision_rate`` per spec.
     """
     device = next(agent.parameters()).device
     B = env.num_envs
-    obs_np, _ = env.reset(seed=seed)
+    K = len(env.specs)
+    # A mixture of scenarios is covered evenly (env b runs spec b mod K), not by random draws.
+    cover = {"spec_index": np.arange(B) % K} if K > 1 else None
+    obs_np, _ = env.reset(seed=seed, options=cover)
+    spec = env.spec_index.copy()
     done = np.zeros(B, np.bool_)
     ret = np.zeros(B)
     rc = np.zeros(B)
@@ -296,10 +301,17 @@ def evaluate(
             col[m] = info["collision"][m]
             ok[m] = info["route_completed"][m]
             done |= m
-    return {
+    out = {
         "return": float(ret.mean()),
         "route_completion": float(rc.mean()),
         "collision_rate": float(col.mean()),
         "success_rate": float(ok.mean()),
         "length": float(length.mean()),
     }
+    if K > 1:
+        for k, sp in enumerate(env.specs):
+            m = spec == k
+            if m.any():
+                out[f"{sp.name}/route_completion"] = float(rc[m].mean())
+                out[f"{sp.name}/collision_rate"] = float(col[m].mean())
+    return out

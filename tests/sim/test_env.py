@@ -139,8 +139,10 @@ def test_observation_fields() -> None:
 
 
 def test_bad_construction_is_a_clear_error() -> None:
-    with pytest.raises(SpecError, match="share the same road"):
-        DriveVectorEnv(scenario=[ScenarioSpec(), ScenarioSpec(road=RoadSpec(num_lanes=2))])
+    with pytest.raises(SpecError, match="lane -3 not in map"):
+        # The second spec's ego lane does not exist on its own (2-lane) road.
+        two_lanes = ScenarioSpec(road=RoadSpec(num_lanes=2), ego=EgoSpec(lane=-3))
+        DriveVectorEnv(scenario=[ScenarioSpec(), two_lanes])
     with pytest.raises(SpecError, match="num_actors=2"):
         DriveVectorEnv(scenario=ScenarioSpec(traffic=TrafficSpec(count=5)), num_actors=2)
     with pytest.raises(ValueError, match="actions: expected shape"):
