@@ -196,6 +196,21 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
         eval_keys += [f"{sp.name}/{m}" for sp in env.specs for m in ("route_completion",
                                                                     "collision_rate")]  # fmt: skip
     trainer = PPOTrainer(env, p, device, seed=cfg.seed)
+    bc_log: list[dict[str, float]] = []
+    bc_time = 0.0
+    if ckpt is None and cfg.bc.steps > 0:
+        from policy.ppo.bc import warm_start
+        from policy.rule_based import RuleBasedDriver
+
+        t_bc = time.perf_counter()
+        warm_start(trainer.agent, trainer.obs_rms if p.norm_obs else None, env,
+                   RuleBasedDriver(vehicle=env.params.vehicle), cfg.bc, cfg.seed, p.gamma,
+                   p.obs_clip, log=bc_log)  # fmt: skip
+        bc_time = time.perf_counter() - t_bc
+        last = bc_log[-1]
+        print(f"behaviour cloning: {cfg.bc.rounds} rounds, {int(last['bc/samples'])} samples, "
+              f"steer MAE {last['bc/steer_mae']:.3f}, accel MAE {last['bc/accel_mae']:.3f}, "
+              f"{bc_time:.1f} s", file=log)  # fmt: skip
     trainer.start()
     best = -math.inf
     if ckpt is not None:
@@ -228,6 +243,9 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
         # purge_step drops the events a resumed run redoes: those after its checkpoint's step.
         purge = trainer.global_step + 1 if ckpt is not None else None
         tb = SummaryWriter(str(out_dir / "tensorboard"), purge_step=purge)
+        for i, row_bc in enumerate(bc_log):
+            for key, val in row_bc.items():
+                tb.add_scalar(key, val, i)
     bar = None
     if cfg.progress_bar:
         from tqdm import tqdm
@@ -305,6 +323,7 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
         "device": str(device),
         "last_eval": last_eval,
         "best_eval_return": best if math.isfinite(best) else None,
+        "bc": {"time_s": bc_time, **bc_log[-1]} if bc_log else None,
     }
     write_json_atomic(out_dir / "train_summary.json", summary)
     print(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gendrive.config import MetricsNode, RewardConfig, SimConfig
+from policy.ppo.bc import BCConfig
 from policy.ppo.config import PPOConfig
 
 
@@ -27,6 +28,7 @@ class TrainConfig:
     scenario_file: str | None = None  # a spec file (YAML/JSON) instead of the scenario group
     suite: str | None = None  # train on every scenario of configs/eval/<suite>.yaml (a mixture)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    bc: BCConfig = field(default_factory=BCConfig)  # behaviour-cloning warm start (off: steps 0)
     seed: int = 0  # training env b is reset with seed + b; also seeds torch
     device: str = "auto"  # cpu | cuda | cuda:N | auto (cuda when present)
     torch_threads: int = 1  # intra-op threads; 1 is fastest for these small MLPs (docs/ppo.md)
