@@ -200,17 +200,24 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
     bc_time = 0.0
     if ckpt is None and cfg.bc.steps > 0:
         from policy.ppo.bc import warm_start
-        from policy.rule_based import RuleBasedDriver
+        from policy.rule_based import RuleBasedDriver, RuleBasedParams
 
         t_bc = time.perf_counter()
         warm_start(trainer.agent, trainer.obs_rms if p.norm_obs else None, env,
-                   RuleBasedDriver(vehicle=env.params.vehicle), cfg.bc, cfg.seed, p.gamma,
+                   RuleBasedDriver(RuleBasedParams(lane_change=cfg.bc.expert_lane_change),
+                                   vehicle=env.params.vehicle), cfg.bc, cfg.seed, p.gamma,
                    p.obs_clip, log=bc_log)  # fmt: skip
         bc_time = time.perf_counter() - t_bc
         last = bc_log[-1]
         print(f"behaviour cloning: {cfg.bc.rounds} rounds, {int(last['bc/samples'])} samples, "
               f"steer MAE {last['bc/steer_mae']:.3f}, accel MAE {last['bc/accel_mae']:.3f}, "
               f"{bc_time:.1f} s", file=log)  # fmt: skip
+        if eval_env is not None:  # where PPO starts from (step 0 of the eval curves)
+            bc_eval = evaluate(trainer.agent, trainer.obs_rms if p.norm_obs else None, eval_env,
+                               cfg.eval_seed, p.obs_clip)  # fmt: skip
+            bc_log[-1].update({f"eval/{k}": v for k, v in bc_eval.items()})
+            print("clone evaluation: " + ", ".join(f"{k} {v:.3g}" for k, v in bc_eval.items()),
+                  file=log)  # fmt: skip
     trainer.start()
     best = -math.inf
     if ckpt is not None:
@@ -245,7 +252,7 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
         tb = SummaryWriter(str(out_dir / "tensorboard"), purge_step=purge)
         for i, row_bc in enumerate(bc_log):
             for key, val in row_bc.items():
-                tb.add_scalar(key, val, i)
+                tb.add_scalar(key, val, 0 if key.startswith("eval/") else i)
     bar = None
     if cfg.progress_bar:
         from tqdm import tqdm

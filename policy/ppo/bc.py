@@ -62,6 +62,10 @@ class BCConfig:
     """Adam step size of the cloning updates."""
     value_coef: float = 0.5
     """Weight of the critic's regression on the demonstrations' discounted returns."""
+    expert_lane_change: bool = True
+    """Whether the rule-based expert changes lanes (MOBIL). A lane change is a discrete
+    choice a unimodal Beta policy can only average (half a change drifts onto the marking), so
+    cloning a lane-keeping expert and leaving lane changes to PPO can clone more cleanly."""
 
 
 @dataclass
