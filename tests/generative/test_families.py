@@ -102,9 +102,7 @@ def test_a_road_the_family_does_not_fit_is_an_error() -> None:
     with pytest.raises(FamilyError, match=r"cut_in.*>= 2 lanes"):
         get_family("cut_in").sample(np.random.default_rng(0), 0.5, road=RoadSpec(num_lanes=1))
     with pytest.raises(FamilyError, match=r"slow_leader.*off the road"):
-        get_family("slow_leader").sample(
-            np.random.default_rng(0), 0.0, road=RoadSpec(length=200.0)
-        )
+        get_family("slow_leader").sample(np.random.default_rng(0), 0.0, road=RoadSpec(length=200.0))
 
 
 def test_difficulty_moves_every_parameter_towards_critical() -> None:
@@ -156,9 +154,7 @@ class _UniformSampler:
         out = []
         for k in range(1, road.num_lanes + 1):
             for s in np.arange(lo + 10.0, hi - 10.0, 60.0):
-                blocked = any(
-                    z[1] == -k and s + 3.0 > z[2] and s - 3.0 < z[3] for z in keep_clear
-                )
+                blocked = any(z[1] == -k and s + 3.0 > z[2] and s - 3.0 < z[3] for z in keep_clear)
                 if self.cheat or not blocked:
                     out.append(ActorSpec(lane=-k, s=float(s), speed=20.0))
         return tuple(out)
@@ -194,9 +190,7 @@ def test_rule_based_driver_finds_harder_scenarios_harder() -> None:
     braking rise and its minimum TTC falls with difficulty; at 0 it never collides."""
     n = 4
     levels = (0.0, 0.5, 1.0)
-    specs = [
-        s for d in levels for name in SCRIPTED for s, _ in sample_family(name, n, d, seed=11)
-    ]
+    specs = [s for d in levels for name in SCRIPTED for s, _ in sample_family(name, n, d, seed=11)]
     assert {s.road for s in specs} == {DEFAULT_ROAD}
     stats = drive_rule_based(specs, seed=0)
     per = len(SCRIPTED) * n
