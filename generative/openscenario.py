@@ -54,7 +54,7 @@ import math
 import os
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,12 @@ from sim.scenario import (
     EventSpec,
     RoadSpec,
     ScenarioSpec,
+    SegmentSpec,
+    SpecError,
     build_road,
+    is_closed,
+    road_length,
+    spec_from_dict,
 )
 
 OSC_MINOR = 2  # OpenSCENARIO 1.2
@@ -460,3 +465,800 @@ def export_xosc(
     xosc_path = out / f"{stem}.xosc"
     _write_atomic(lambda f: sce.write_xml(f), xosc_path)
     return xosc_path, xodr_path
+
+
+# ---------------------------------------------------------------------------------------------
+# Import
+# ---------------------------------------------------------------------------------------------
+
+CARLA_TOWN = re.compile(r"^Town\d+[A-Za-z_]*(?:_Opt)?$")
+_PARAM_REF = re.compile(r"^\$(\w+)$")
+_TIME_RULES = ("greaterThan", "greaterOrEqual", "equalTo")
+_CLOSE_RULES = ("lessThan", "lessOrEqual")
+_LANE_CHANGE_S = 3.0  # [s] a lane change with a rate dimension (not expressible) never appears
+IGNORED_GLOBAL = ("EnvironmentAction",)  # weather and time of day: the simulator has neither
+
+
+@dataclass(frozen=True)
+class ResolvedRoad:
+    """An OpenDRIVE road expressed as a RoadSpec.
+
+    Attributes:
+        road: the RoadSpec (its road id is 0).
+        road_id: the OpenDRIVE road id the file uses (positions name it).
+        lane_map: OpenDRIVE lane id -> RoadSpec lane id, for the right-hand driving lanes.
+        inner_offset: [m] width of the non-driving lanes between the reference line and the
+            first driving lane; the RoadSpec's reference line is the driving lanes' left edge.
+        theta: (geometry start s, start heading, k0, k1, length) per planView geometry, for
+            mapping the file's reference s onto the RoadSpec's (offset) reference line.
+    """
+
+    road: RoadSpec
+    road_id: int
+    lane_map: dict[int, int]
+    inner_offset: float = 0.0
+    theta: tuple[tuple[float, float, float, float, float], ...] = ()
+
+    def s(self, s_file: float) -> float:
+        """Reference s on the RoadSpec of a reference s in the file.
+
+        A line at constant offset ``o`` to the right of a curve of heading ``h(s)`` has arc
+        length ``s + o (h(s) - h(0))`` (ds' = (1 + o kappa) ds).
+        """
+        if self.inner_offset == 0.0 or not self.theta:
+            return s_file
+        h = 0.0
+        for s0, h0, k0, k1, length in self.theta:
+            if s_file <= s0 + length or (s0, h0, k0, k1, length) == self.theta[-1]:
+                u = min(max(s_file - s0, 0.0), length)
+                h = h0 + k0 * u + (k1 - k0) * u * u / (2.0 * length)
+                break
+        return s_file + self.inner_offset * h
+
+
+def _resolve_road(logic_file_path: Path) -> ResolvedRoad:
+    """The OpenDRIVE file of an .xosc's RoadNetwork/LogicFile as a RoadSpec.
+
+    Expressible: one road without junctions, planView of line/arc/spiral, one lane section,
+    no lane offset, right-hand driving lanes of one constant width (non-driving lanes such as
+    borders may lie between them and the reference line on a straight road, or on curves by
+    the offset mapping of :meth:`ResolvedRoad.s`). Elevation is ignored (the simulator is flat).
+    Anything else, and CARLA towns, need the OpenDRIVE map importer (``sim/opendrive``).
+
+    Raises:
+        OpenScenarioError: naming the LogicFile and what makes it inexpressible.
+    """
+    where = f"RoadNetwork/LogicFile '{logic_file_path}'"
+    need = "the OpenDRIVE map importer (sim/opendrive) is needed"
+    if not logic_file_path.is_file():
+        if CARLA_TOWN.match(logic_file_path.name):
+            raise OpenScenarioError(f"{where}: a CARLA town map; {need}")
+        raise OpenScenarioError(f"{where}: file not found")
+    root = ET.parse(logic_file_path).getroot()
+    roads = root.findall("road")
+    junctions = len(root.findall("junction"))
+    if len(roads) != 1 or junctions:
+        raise OpenScenarioError(
+            f"{where}: {len(roads)} roads and {junctions} junctions; only a single road without "
+            f"junctions is expressible as a RoadSpec; {need}"
+        )
+    rd = roads[0]
+    geoms = rd.findall("planView/geometry")
+    segs: list[SegmentSpec] = []
+    theta = []
+    h0 = float(geoms[0].get("hdg", 0.0)) if geoms else 0.0
+    s_acc = 0.0
+    for i, gm in enumerate(geoms):
+        length = float(gm.get("length", 0.0))
+        s0 = float(gm.get("s", 0.0))
+        if abs(s0 - s_acc) > 1e-3:
+            raise OpenScenarioError(
+                f"{where}: planView/geometry[{i}] starts at s={s0}, not {s_acc}"
+            )
+        tags = [c.tag for c in gm]
+        if tags == ["line"]:
+            k0 = k1 = 0.0
+            segs.append(SegmentSpec("line", length))
+        elif tags == ["arc"]:
+            k0 = k1 = float(gm[0].get("curvature", 0.0))
+            segs.append(SegmentSpec("arc", length, k0, k0))
+        elif tags == ["spiral"]:
+            k0, k1 = float(gm[0].get("curvStart", 0.0)), float(gm[0].get("curvEnd", 0.0))
+            segs.append(SegmentSpec("spiral", length, k0, k1))
+        else:
+            raise OpenScenarioError(
+                f"{where}: planView/geometry[{i}]/{tags[0] if tags else '?'} is not a line, arc "
+                f"or spiral; {need}"
+            )
+        theta.append((s0, float(gm.get("hdg", 0.0)) - h0, k0, k1, length))
+        s_acc += length
+    if rd.find("lanes/laneOffset") is not None and any(
+        float(lo.get(c, 0.0)) != 0.0 for lo in rd.findall("lanes/laneOffset") for c in "abcd"
+    ):
+        raise OpenScenarioError(f"{where}: lanes/laneOffset is not expressible; {need}")
+    sections = rd.findall("lanes/laneSection")
+    if len(sections) != 1:
+        raise OpenScenarioError(f"{where}: {len(sections)} lane sections; {need}")
+    right = sorted(
+        sections[0].findall("right/lane"), key=lambda e: -int(e.get("id", "0"))
+    )  # -1, -2, ...
+    inner = 0.0
+    widths: list[float] = []
+    odr_ids: list[int] = []
+    for ln in right:
+        ws = ln.findall("width")
+        lane_id = int(ln.get("id", "0"))
+        if len(ws) != 1 or any(float(ws[0].get(c, 0.0)) != 0.0 for c in "bcd"):
+            raise OpenScenarioError(f"{where}: lane {lane_id} has a varying width; {need}")
+        w = float(ws[0].get("a", 0.0))
+        if ln.get("type") == "driving":
+            if odr_ids and odr_ids[-1] != lane_id + 1:
+                raise OpenScenarioError(
+                    f"{where}: driving lanes {[*odr_ids, lane_id]} are not contiguous; {need}"
+                )
+            odr_ids.append(lane_id)
+            widths.append(w)
+        elif not odr_ids:
+            inner += w
+    if not odr_ids:
+        raise OpenScenarioError(f"{where}: no driving lane right of the reference line")
+    if max(widths) - min(widths) > 1e-6:
+        raise OpenScenarioError(f"{where}: driving lanes of different widths {widths}; {need}")
+    if inner > 0 and any(sg.type != "line" for sg in segs):
+        # The driving lanes' left edge is an offset curve: arcs and spirals at offset o keep
+        # their turn, curvature k / (1 + o k), length L (1 + o mean(k)).
+        segs = [
+            SegmentSpec(
+                sg.type,
+                sg.length * (1.0 + inner * 0.5 * (sg.curvature + sg.curvature_end)),
+                sg.curvature / (1.0 + inner * sg.curvature),
+                sg.curvature_end / (1.0 + inner * sg.curvature_end),
+            )
+            for sg in segs
+        ]
+    limit = DEFAULT_SPEED_LIMIT_MPS
+    speed = rd.find("type/speed")
+    if speed is not None and speed.get("max") not in (None, "no limit", "undefined"):
+        factor = {"m/s": 1.0, "km/h": 1 / 3.6, "mph": 0.44704}.get(speed.get("unit", "m/s"))
+        if factor is None:
+            raise OpenScenarioError(f"{where}: road/type/speed unit {speed.get('unit')!r}")
+        limit = float(speed.get("max", 0.0)) * factor
+    data: dict[str, Any] = {
+        "num_lanes": len(odr_ids),
+        "lane_width": widths[0],
+        "speed_limit": round(limit, 9),
+        **_procedural(segs, rd),
+    }
+    try:
+        road = spec_from_dict({"road": data}, source=where).road
+    except SpecError as e:
+        raise OpenScenarioError(f"{e}; {need}") from None
+    return ResolvedRoad(
+        road,
+        int(rd.get("id", "0")),
+        {odr: -(k + 1) for k, odr in enumerate(odr_ids)},
+        inner,
+        tuple(theta),
+    )
+
+
+def _procedural(segs: list[SegmentSpec], rd: ET.Element) -> dict[str, Any]:
+    """The RoadSpec kind a reference line is: straight, ring, the curved S-bend, or segments."""
+    self_linked = any(
+        lk.get("elementType") == "road" and lk.get("elementId") == rd.get("id")
+        for lk in rd.findall("link/successor")
+    )
+    total = sum(sg.length for sg in segs)
+    if len(segs) == 1 and segs[0].type == "line":
+        return {"kind": "straight", "length": segs[0].length}
+    if len(segs) == 1 and segs[0].type == "arc" and self_linked:
+        k = segs[0].curvature
+        if k > 0 and abs(segs[0].length * k - 2 * math.pi) < 1e-6:
+            return {"kind": "ring", "radius": 1.0 / k}
+    types = [sg.type for sg in segs]
+    s_bend = ["line", "spiral", "arc", "spiral"] * 2 + ["line"]
+    bend = ["line", "arc"] * 2 + ["line"]
+    if types in (s_bend, bend) and segs[2 if types == s_bend else 1].curvature > 0:
+        arc = segs[2] if types == s_bend else segs[1]
+        t = segs[1].length if types == s_bend else 0.0
+        candidate: dict[str, Any] = {
+            "kind": "curved",
+            "length": round(total, 6),
+            "radius": round(1.0 / arc.curvature, 9),
+            "transition": t,
+        }
+        mine, _ = road_segments(RoadSpec(**candidate))
+        if all(
+            abs(a.length - b.length) < 1e-6 and abs(a.k0 - b.curvature) < 1e-9
+            for a, b in zip(mine, segs, strict=True)
+        ):
+            return candidate
+    return {
+        "kind": "segments",
+        "segments": [
+            {
+                "type": sg.type,
+                "length": sg.length,
+                "curvature": sg.curvature,
+                "curvature_end": sg.curvature_end,
+            }
+            for sg in segs
+        ],
+    }
+
+
+class _Doc:
+    """An .xosc tree with element paths for messages and ``$parameter`` resolution."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.root = ET.parse(path).getroot()
+        except ET.ParseError as e:
+            raise OpenScenarioError(f"{path}: not valid XML: {e}") from None
+        if self.root.tag != "OpenSCENARIO":
+            raise OpenScenarioError(f"{path}: root element is {self.root.tag}, not OpenSCENARIO")
+        self.parent = {c: p for p in self.root.iter() for c in p}
+        self.params: dict[str, str] = {}
+        for pd in self.root.findall("ParameterDeclarations/ParameterDeclaration"):
+            self.params[pd.get("name", "").lstrip("$")] = pd.get("value", "")
+
+    def where(self, el: ET.Element) -> str:
+        parts = []
+        cur: ET.Element | None = el
+        while cur is not None:
+            name = cur.get("name")
+            parts.append(f"{cur.tag}[{name}]" if name else cur.tag)
+            cur = self.parent.get(cur)
+        return "/".join(reversed(parts))
+
+    def fail(self, el: ET.Element, what: str) -> OpenScenarioError:
+        return OpenScenarioError(f"{self.path}: {self.where(el)}: {what}")
+
+    def value(self, el: ET.Element, attr: str, local: dict[str, str] | None = None) -> str:
+        raw = el.get(attr)
+        if raw is None:
+            raise self.fail(el, f"missing attribute {attr!r}")
+        if raw.startswith("${"):
+            raise self.fail(el, f"{attr}={raw!r}: parameter expressions are not supported")
+        m = _PARAM_REF.match(raw)
+        if m:
+            scope = {**self.params, **(local or {})}
+            if m.group(1) not in scope:
+                raise self.fail(el, f"{attr}={raw!r}: undeclared parameter")
+            return scope[m.group(1)]
+        return raw
+
+    def num(self, el: ET.Element, attr: str, default: float | None = None) -> float:
+        if el.get(attr) is None and default is not None:
+            return default
+        v = self.value(el, attr)
+        try:
+            return float(v)
+        except ValueError:
+            raise self.fail(el, f"{attr}={v!r}: expected a number") from None
+
+
+@dataclass
+class _Entity:
+    name: str
+    length: float
+    width: float
+    centre_x: float  # [m] bounding-box centre ahead of the reference point
+    props: dict[str, str]
+    el: ET.Element
+    lane: int | None = None  # RoadSpec lane id
+    s: float | None = None  # reference s of the box centre (RoadSpec)
+    s_file: float | None = None  # reference s of the reference point (file)
+    d: float = 0.0
+    speed: float = 0.0
+    events: list[EventSpec] = field(default_factory=list)
+
+
+def _catalog_vehicle(doc: _Doc, ref: ET.Element) -> tuple[ET.Element, dict[str, str]]:
+    cat = doc.value(ref, "catalogName")
+    entry = doc.value(ref, "entryName")
+    loc = doc.root.find(f"CatalogLocations/{cat}/Directory")
+    if loc is None:
+        raise doc.fail(ref, f"no CatalogLocations/{cat}/Directory for catalog {cat!r}")
+    directory = (doc.path.parent / doc.value(loc, "path")).resolve()
+    for f in sorted(directory.glob("*.xosc")):
+        croot = ET.parse(f).getroot()
+        c = croot.find("Catalog")
+        if c is None or c.get("name") != cat:
+            continue
+        for v in c:
+            if v.get("name") == entry:
+                if v.tag != "Vehicle":
+                    raise doc.fail(
+                        ref, f"catalog entry {entry!r} is a {v.tag}: only vehicles exist"
+                    )
+                local = {
+                    p.get("name", "").lstrip("$"): p.get("value", "")
+                    for p in v.findall("ParameterDeclarations/ParameterDeclaration")
+                }
+                for pa in ref.findall("ParameterAssignments/ParameterAssignment"):
+                    local[pa.get("parameterRef", "").lstrip("$")] = doc.value(pa, "value")
+                return v, local
+    raise doc.fail(ref, f"entry {entry!r} not found in catalog {cat!r} under {directory}")
+
+
+def _entities(doc: _Doc) -> list[_Entity]:
+    out = []
+    for so in doc.root.findall("Entities/ScenarioObject"):
+        kids = [c for c in so if c.tag != "ObjectController"]
+        if not kids:
+            raise doc.fail(so, "no entity definition")
+        obj = kids[0]
+        local: dict[str, str] = {}
+        if obj.tag == "CatalogReference":
+            obj, local = _catalog_vehicle(doc, obj)
+        if obj.tag != "Vehicle":
+            raise doc.fail(obj, f"{obj.tag} entities are not in the simulator yet (vehicles only)")
+        dims = obj.find("BoundingBox/Dimensions")
+        centre = obj.find("BoundingBox/Center")
+        if dims is None or centre is None:
+            raise doc.fail(obj, "BoundingBox/Dimensions and Center are required")
+
+        def num(el: ET.Element, attr: str, _local: dict[str, str] = local) -> float:
+            v = doc.value(el, attr, _local)
+            try:
+                return float(v)
+            except ValueError:
+                raise doc.fail(el, f"{attr}={v!r}: expected a number") from None
+
+        props = {p.get("name", ""): p.get("value", "") for p in obj.findall("Properties/Property")}
+        out.append(
+            _Entity(
+                so.get("name", ""),
+                num(dims, "length"),
+                num(dims, "width"),
+                num(centre, "x"),
+                props,
+                so,
+            )
+        )
+    if not out:
+        raise OpenScenarioError(f"{doc.path}: Entities: no ScenarioObject")
+    return out
+
+
+def _ego_index(ents: list[_Entity]) -> int:
+    for i, e in enumerate(ents):
+        if e.props.get(BEHAVIOR_PREFIX + "role") == "ego" or e.props.get("type") == "ego_vehicle":
+            return i
+    for i, e in enumerate(ents):
+        if e.name.lower() in ("ego", "hero", "egovehicle"):
+            return i
+    return 0
+
+
+def _behavior(props: dict[str, str], speed: float) -> BehaviorSpec:
+    """IDM/MOBIL parameters from gendrive.* properties; others hold their start speed."""
+    kw: dict[str, Any] = {}
+    for f in fields(BehaviorSpec):
+        raw = props.get(BEHAVIOR_PREFIX + f.name)
+        if raw is not None:
+            kw[f.name] = raw == "true" if f.name == "lane_change" else float(raw)
+    if not kw:  # an OpenSCENARIO vehicle keeps its speed and lane unless the story says so
+        kw = {"v0": speed, "lane_change": False}
+    return replace(BehaviorSpec(), **kw)
+
+
+def _speed_decel(doc: _Doc, sa: ET.Element, v_from: float, target: float) -> float:
+    dyn = sa.find("SpeedActionDynamics")
+    if dyn is None:
+        raise doc.fail(sa, "missing SpeedActionDynamics")
+    shape, dim = doc.value(dyn, "dynamicsShape"), doc.value(dyn, "dynamicsDimension")
+    val = doc.num(dyn, "value")
+    dv = abs(v_from - target)
+    if shape == "step":
+        decel = MAX_DECEL_MPS2
+    elif dim == "rate":
+        decel = abs(val)
+    elif dim == "time":
+        decel = dv / val if val > 0 else MAX_DECEL_MPS2
+    elif dim == "distance":
+        decel = abs(v_from**2 - target**2) / (2 * val) if val > 0 else MAX_DECEL_MPS2
+    else:
+        raise doc.fail(dyn, f"dynamicsDimension {dim!r} not supported")
+    if decel > MAX_DECEL_MPS2 + 1e-9:
+        raise doc.fail(dyn, f"{decel:.2f} m/s^2 exceeds the simulator's {MAX_DECEL_MPS2} m/s^2")
+    return decel if decel > 0 else MAX_DECEL_MPS2
+
+
+def import_xosc(path: str | Path) -> ScenarioSpec:
+    """Read a simple OpenSCENARIO 1.x file into a ScenarioSpec.
+
+    Supported: a road :func:`_resolve_road` can express; vehicle entities (inline or from a
+    vehicle catalog); Init teleports to ``LanePosition``, ``RelativeLanePosition`` (dLane, ds)
+    and ``RelativeRoadPosition`` (ds, dt) and speed actions; story events of the non-ego
+    vehicles: ``SpeedAction`` to an absolute target (step, or linear/cubic/sinusoidal by
+    rate, time or distance: the mean deceleration), ``LaneChangeAction`` to a relative or
+    absolute target lane one lane away (time, or distance at the start speed); start triggers
+    ``SimulationTimeCondition``, ``RelativeDistanceCondition`` and ``TimeHeadwayCondition``
+    between the vehicle and the ego (the headway as a gap at the ego's start speed). Controllers
+    on the ego are dropped (gendrive's driver drives the ego); ``EnvironmentAction`` is dropped
+    (no weather); of the StopTrigger only ``SimulationTimeCondition`` is used (the time limit).
+
+    Raises:
+        OpenScenarioError: anything else, naming the element's XML path.
+    """
+    doc = _Doc(Path(path))
+    hdr = doc.root.find("FileHeader")
+    if hdr is None or hdr.get("revMajor") != "1":
+        raise OpenScenarioError(f"{doc.path}: FileHeader: expected OpenSCENARIO 1.x")
+    lf = doc.root.find("RoadNetwork/LogicFile")
+    if lf is None:
+        raise OpenScenarioError(f"{doc.path}: RoadNetwork/LogicFile: missing")
+    ref = doc.value(lf, "filepath")
+    rr = _resolve_road((doc.path.parent / ref) if not Path(ref).is_absolute() else Path(ref))
+    ents = _entities(doc)
+    by_name = {e.name: e for e in ents}
+    ego = ents[_ego_index(ents)]
+
+    # -- Init ---------------------------------------------------------------------------------
+    teleports: dict[str, ET.Element] = {}
+    for act in doc.root.findall("Storyboard/Init/Actions/*"):
+        if act.tag == "GlobalAction":
+            for g in act:
+                if g.tag not in IGNORED_GLOBAL:
+                    raise doc.fail(g, "global action not supported")
+            continue
+        if act.tag != "Private":
+            raise doc.fail(act, "not supported in Init")
+        name = doc.value(act, "entityRef")
+        if name not in by_name:
+            raise doc.fail(act, f"entityRef {name!r} is not an entity")
+        e = by_name[name]
+        for pa in act.findall("PrivateAction"):
+            for a in pa:
+                if a.tag == "TeleportAction":
+                    teleports[name] = a
+                elif a.tag == "LongitudinalAction" and a.find("SpeedAction") is not None:
+                    tgt = a.find("SpeedAction/SpeedActionTarget/AbsoluteTargetSpeed")
+                    if tgt is None:
+                        raise doc.fail(a, "only an AbsoluteTargetSpeed sets a start speed")
+                    e.speed = doc.num(tgt, "value")
+                elif a.tag == "ControllerAction" and e is ego:
+                    continue  # the ego is gendrive's driver's, whatever controller is named
+                else:
+                    raise doc.fail(a, "not supported in Init")
+    for so in doc.root.findall("Entities/ScenarioObject"):
+        oc = so.find("ObjectController")
+        # An assigned but never activated controller does not drive (OpenSCENARIO 1.x).
+        activated = any(doc.root.iter("ActivateControllerAction"))
+        if oc is not None and by_name[so.get("name", "")] is not ego and activated:
+            raise doc.fail(oc, "controllers are not supported (activated controller)")
+    pending = dict(teleports)
+    for _ in range(len(pending) + 1):
+        for name, tp in list(pending.items()):
+            if _place(doc, rr, by_name, by_name[name], tp):
+                del pending[name]
+    for name, tp in pending.items():
+        raise doc.fail(tp, f"position of {name!r} refers to an entity without a position")
+    for e in ents:
+        if e.lane is None:
+            raise doc.fail(e.el, "no TeleportAction in Init places this entity")
+
+    # -- Story --------------------------------------------------------------------------------
+    for act in doc.root.findall("Storyboard/Story/Act"):
+        t_act = _act_start(doc, act)
+        for stop in act.findall("StopTrigger"):
+            for c in stop.iter("Condition"):
+                if c.find("ByValueCondition/SimulationTimeCondition") is None:
+                    raise doc.fail(
+                        c, "Act StopTrigger conditions other than time are not supported"
+                    )
+        for mg in act.findall("ManeuverGroup"):
+            actors = [
+                doc.value(r, "entityRef", _story_params(doc, act))
+                for r in mg.findall("Actors/EntityRef")
+            ]
+            if mg.find("CatalogReference") is not None:
+                raise doc.fail(mg.find("CatalogReference"), "maneuver catalogs are not supported")  # type: ignore[arg-type]
+            for ev in mg.findall("Maneuver/Event"):
+                for name in actors:
+                    if name not in by_name:
+                        raise doc.fail(mg, f"actor {name!r} is not an entity")
+                    actor = by_name[name]
+                    if actor is ego:
+                        raise doc.fail(ev, "events on the ego: gendrive's driver drives the ego")
+                    spec_ev = _event(doc, rr, ev, actor, ego, by_name, t_act, act)
+                    if spec_ev is not None:
+                        actor.events.append(spec_ev)
+
+    # -- Stop and assemble --------------------------------------------------------------------
+    limits = [
+        doc.num(c, "value")
+        for c in doc.root.findall(
+            "Storyboard/StopTrigger/ConditionGroup/Condition/ByValueCondition/SimulationTimeCondition"
+        )
+    ]
+    time_limit = min(limits) if limits else DEFAULT_TIME_LIMIT_S
+    graph = build_road(rr.road)
+    assert ego.s is not None and ego.lane is not None
+    total = road_length(graph, 0)
+    lane_i = int(np.nonzero(graph.odr_lane == ego.lane)[0][0])
+    route = doc.params.get("EgoRouteLength")
+    route_length = (
+        float(route)
+        if route is not None
+        else (total if is_closed(graph, lane_i) else max(total - ego.s - 1.0, 1.0))
+    )
+    seed = doc.params.get("TrafficSeed")
+    data = {
+        "name": doc.path.stem,
+        "road": _plain(rr.road),
+        "ego": {
+            "lane": ego.lane,
+            "s": round(ego.s, 6),
+            "d": ego.d,
+            "speed": ego.speed,
+            "length": ego.length,
+            "width": ego.width,
+            "route_length": route_length,
+        },
+        "actors": [
+            {
+                "lane": e.lane,
+                "s": round(e.s or 0.0, 6),
+                "d": e.d,
+                "speed": e.speed,
+                "length": e.length,
+                "width": e.width,
+                "behavior": _plain(_behavior(e.props, e.speed)),
+                "events": [_plain(x) for x in e.events],
+            }
+            for e in ents
+            if e is not ego
+        ],
+        "time_limit_s": time_limit,
+        "seed": int(seed) if seed is not None else None,
+    }
+    try:
+        return spec_from_dict(data, source=str(doc.path))
+    except SpecError as e:
+        raise OpenScenarioError(str(e)) from None
+
+
+def _plain(v: Any) -> Any:
+    from sim.scenario import _to_plain
+
+    return _to_plain(v)
+
+
+def _story_params(doc: _Doc, act: ET.Element) -> dict[str, str]:
+    """ParameterDeclarations of the enclosing Story (esmini's ``$owner``)."""
+    cur = doc.parent.get(act)
+    out: dict[str, str] = {}
+    while cur is not None:
+        for pd in cur.findall("ParameterDeclarations/ParameterDeclaration"):
+            out[pd.get("name", "").lstrip("$")] = pd.get("value", "")
+        cur = doc.parent.get(cur)
+    return out
+
+
+def _place(
+    doc: _Doc, rr: ResolvedRoad, by_name: dict[str, _Entity], e: _Entity, tp: ET.Element
+) -> bool:
+    """Set ``e``'s lane coordinates from a TeleportAction; False while its reference is unplaced."""
+    pos = tp.find("Position")
+    if pos is None or len(pos) != 1:
+        raise doc.fail(tp, "expected one Position")
+    p = pos[0]
+    for o in p.findall("Orientation"):
+        if abs(doc.num(o, "h", 0.0)) > 1e-9 or abs(doc.num(o, "p", 0.0)) > 1e-9:
+            raise doc.fail(o, "a heading other than the lane's is not supported")
+    if p.tag == "LanePosition":
+        road_id = int(doc.num(p, "roadId"))
+        if road_id != rr.road_id:
+            raise doc.fail(p, f"roadId {road_id}: the map has road {rr.road_id}")
+        odr_lane = int(doc.num(p, "laneId"))
+        s_file = doc.num(p, "s")
+        offset = doc.num(p, "offset", 0.0)
+    elif p.tag == "RelativeLanePosition":
+        other = by_name.get(doc.value(p, "entityRef"))
+        if other is None:
+            raise doc.fail(p, f"entityRef {p.get('entityRef')!r} is not an entity")
+        if other.lane is None or other.s_file is None:
+            return False
+        if p.get("dsLane") is not None:
+            raise doc.fail(p, "dsLane (distance along the lane) is not supported; use ds")
+        inv = {v: k for k, v in rr.lane_map.items()}
+        odr_lane = _shift_lane(doc, p, inv[other.lane], int(doc.num(p, "dLane")))
+        s_file = other.s_file + doc.num(p, "ds", 0.0)
+        offset = doc.num(p, "offset", 0.0)
+    elif p.tag == "RelativeRoadPosition":
+        other = by_name.get(doc.value(p, "entityRef"))
+        if other is None:
+            raise doc.fail(p, f"entityRef {p.get('entityRef')!r} is not an entity")
+        if other.lane is None or other.s_file is None:
+            return False
+        # Lateral position t of the other entity, then the lane holding t + dt.
+        w = rr.road.lane_width
+        t = -rr.inner_offset - (-other.lane - 0.5) * w + other.d + doc.num(p, "dt", 0.0)
+        k = math.floor((-t - rr.inner_offset) / w)  # 0: first driving lane
+        if t > 0 or not 0 <= k < rr.road.num_lanes:
+            raise doc.fail(
+                p,
+                f"t={t:.2f} m is not on a right-hand driving lane (left lanes carry "
+                "opposite traffic: not expressible)",
+            )
+        inv = {v: kk for kk, v in rr.lane_map.items()}
+        odr_lane = inv[-(k + 1)]
+        offset = t - (-rr.inner_offset - (k + 0.5) * w)
+        s_file = other.s_file + doc.num(p, "ds", 0.0)
+    else:
+        raise doc.fail(p, "position type not supported (lane and relative lane/road positions)")
+    if odr_lane not in rr.lane_map:
+        raise doc.fail(
+            p,
+            f"laneId {odr_lane} is not a right-hand driving lane {sorted(rr.lane_map)}"
+            + (" (left lanes carry opposite traffic: not expressible)" if odr_lane > 0 else ""),
+        )
+    e.lane = rr.lane_map[odr_lane]
+    e.s_file = s_file
+    e.s = rr.s(s_file + e.centre_x)  # spec positions are box centres
+    e.d = offset
+    return True
+
+
+def _shift_lane(doc: _Doc, el: ET.Element, odr_lane: int, d_lane: int) -> int:
+    """OpenDRIVE lane ``d_lane`` lanes to the left (+) of ``odr_lane`` (right lanes: id + 1)."""
+    out = odr_lane + d_lane
+    if odr_lane < 0 <= out:
+        raise doc.fail(el, f"dLane {d_lane} from lane {odr_lane} crosses the reference line")
+    return out
+
+
+def _act_start(doc: _Doc, act: ET.Element) -> float:
+    trig = act.find("StartTrigger")
+    if trig is None:
+        return 0.0
+    conds = list(trig.iter("Condition"))
+    times = []
+    for c in conds:
+        sc = c.find("ByValueCondition/SimulationTimeCondition")
+        if sc is None:
+            raise doc.fail(c, "Act StartTrigger conditions other than time are not supported")
+        if doc.value(sc, "rule") not in _TIME_RULES:
+            raise doc.fail(sc, f"rule {sc.get('rule')!r} not supported")
+        times.append(doc.num(sc, "value") + doc.num(c, "delay", 0.0))
+    return min(times) if times else 0.0
+
+
+def _event(
+    doc: _Doc,
+    rr: ResolvedRoad,
+    ev: ET.Element,
+    actor: _Entity,
+    ego: _Entity,
+    by_name: dict[str, _Entity],
+    t_act: float,
+    act: ET.Element,
+) -> EventSpec | None:
+    acts = ev.findall("Action")
+    if len(acts) != 1:
+        raise doc.fail(ev, f"{len(acts)} actions in one event; expected 1")
+    pa = acts[0].find("PrivateAction")
+    if pa is None or len(pa) != 1:
+        raise doc.fail(acts[0], "only private actions of the actor are supported")
+    a = pa[0]
+    kw: dict[str, Any] = {}
+    if a.tag == "LongitudinalAction" and len(a) == 1 and a[0].tag == "SpeedAction":
+        tgt = a[0].find("SpeedActionTarget/AbsoluteTargetSpeed")
+        if tgt is None:
+            raise doc.fail(a[0], "only AbsoluteTargetSpeed targets are supported")
+        target = doc.num(tgt, "value")
+        beh = _behavior(actor.props, actor.speed)
+        if (
+            actor.props.get(BEHAVIOR_PREFIX + "role") == "traffic"
+            and beh.v0 is not None
+            and abs(target - beh.v0) < 1e-6
+        ):
+            return None  # the exported desired speed of a background car: it is behavior.v0
+        decel = _speed_decel(doc, a[0], actor.speed, target)
+        kw = (
+            {"action": "stop", "decel": decel}
+            if target <= 0.0
+            else {"action": "set_speed", "target_speed": target, "decel": decel}
+        )
+    elif a.tag == "LateralAction" and len(a) == 1 and a[0].tag == "LaneChangeAction":
+        lc = a[0]
+        if abs(doc.num(lc, "targetLaneOffset", 0.0)) > 1e-9:
+            raise doc.fail(lc, "targetLaneOffset is not supported")
+        assert actor.lane is not None
+        rel = lc.find("LaneChangeTarget/RelativeTargetLane")
+        ab = lc.find("LaneChangeTarget/AbsoluteTargetLane")
+        if rel is not None:
+            ref = by_name.get(doc.value(rel, "entityRef", _story_params(doc, act)))
+            if ref is None or ref.lane is None:
+                raise doc.fail(rel, f"entityRef {rel.get('entityRef')!r} is not an entity")
+            target_lane = ref.lane + int(doc.num(rel, "value"))
+        elif ab is not None:
+            odr = int(doc.num(ab, "value"))
+            if odr not in rr.lane_map:
+                raise doc.fail(
+                    ab, f"lane {odr} is not a right-hand driving lane {sorted(rr.lane_map)}"
+                )
+            target_lane = rr.lane_map[odr]
+        else:
+            raise doc.fail(lc, "missing LaneChangeTarget")
+        step = target_lane - actor.lane
+        if abs(step) != 1:
+            raise doc.fail(lc, f"a change of {step} lanes; only one lane at a time is supported")
+        dyn = lc.find("LaneChangeActionDynamics")
+        if dyn is None:
+            raise doc.fail(lc, "missing LaneChangeActionDynamics")
+        dim = doc.value(dyn, "dynamicsDimension")
+        val = doc.num(dyn, "value")
+        if dim == "time":
+            duration = val
+        elif dim == "distance" and actor.speed > 0:
+            duration = val / actor.speed
+        else:
+            raise doc.fail(dyn, f"dynamicsDimension {dim!r} not supported for lane changes")
+        kw = {
+            "action": "lane_change",
+            "direction": "left" if step > 0 else "right",
+            "duration": duration,
+        }
+    else:
+        raise doc.fail(a, "action not supported")
+    kw.update(_trigger(doc, ev, actor, ego, by_name, t_act, act))
+    return EventSpec(**kw)
+
+
+def _trigger(
+    doc: _Doc,
+    ev: ET.Element,
+    actor: _Entity,
+    ego: _Entity,
+    by_name: dict[str, _Entity],
+    t_act: float,
+    act: ET.Element,
+) -> dict[str, Any]:
+    groups = ev.findall("StartTrigger/ConditionGroup")
+    if len(groups) != 1 or len(groups[0]) != 1:
+        raise doc.fail(
+            ev.find("StartTrigger") or ev, "expected one ConditionGroup with one Condition"
+        )
+    c = groups[0][0]
+    delay = doc.num(c, "delay", 0.0)
+    sc = c.find("ByValueCondition/SimulationTimeCondition")
+    if sc is not None:
+        if doc.value(sc, "rule") not in _TIME_RULES:
+            raise doc.fail(sc, f"rule {sc.get('rule')!r} not supported")
+        return {"trigger": "time", "at": t_act + doc.num(sc, "value") + delay}
+    bec = c.find("ByEntityCondition")
+    if bec is None or delay != 0.0 or t_act != 0.0:
+        raise doc.fail(c, "condition not supported (time, or distance/headway to the ego at once)")
+    local = _story_params(doc, act)
+    trig = [doc.value(r, "entityRef", local) for r in bec.findall("TriggeringEntities/EntityRef")]
+    cond = bec.find("EntityCondition")
+    if cond is None or len(cond) != 1:
+        raise doc.fail(bec, "expected one EntityCondition")
+    k = cond[0]
+    other = doc.value(k, "entityRef", local) if k.get("entityRef") is not None else None
+    if len(trig) != 1 or {trig[0], other} != {actor.name, ego.name}:
+        raise doc.fail(
+            k, f"only conditions between the actor {actor.name!r} and the ego are supported"
+        )
+    if doc.value(k, "rule") not in _CLOSE_RULES:
+        raise doc.fail(k, f"rule {k.get('rule')!r} not supported (lessThan / lessOrEqual)")
+    value = doc.num(k, "value")
+    free = doc.value(k, "freespace").lower() == "true"
+    half = 0.5 * (actor.length + ego.length)
+    if k.tag == "RelativeDistanceCondition":
+        kind = doc.value(k, "relativeDistanceType")
+        if kind not in ("longitudinal", "euclidianDistance", "cartesianDistance"):
+            raise doc.fail(k, f"relativeDistanceType {kind!r} not supported")
+        at = value if free else value - half
+    elif k.tag == "TimeHeadwayCondition":
+        at = value * ego.speed + (0.0 if free else -half)
+    else:
+        raise doc.fail(k, "condition not supported")
+    if at < 0:
+        raise doc.fail(k, f"the trigger gap {at:.2f} m is negative")
+    return {"trigger": "ego_gap", "at": at}
