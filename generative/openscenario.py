@@ -55,6 +55,7 @@ import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -212,10 +213,16 @@ def _schema_dir() -> Path:
     return d
 
 
-def xosc_schema_errors(path: str | Path) -> list[str]:
-    """Schema violations of an .xosc against the OpenSCENARIO XSD of its header's version."""
+@lru_cache(maxsize=8)
+def _schema(name: str) -> Any:
+    """A compiled XSD from scenariogeneration's schema folder (compiling one takes ~1 s)."""
     import xmlschema
 
+    return xmlschema.XMLSchema(str(_schema_dir() / name))
+
+
+def xosc_schema_errors(path: str | Path) -> list[str]:
+    """Schema violations of an .xosc against the OpenSCENARIO XSD of its header's version."""
     tree = ET.parse(path)
     hdr = tree.find("FileHeader")
     if hdr is None:
@@ -224,15 +231,13 @@ def xosc_schema_errors(path: str | Path) -> list[str]:
     name = {"0": "1_0", "1": "1_1", "2": "1_2", "3": "1_3_1"}.get(minor)
     if hdr.get("revMajor") != "1" or name is None:
         return [f"FileHeader: no schema for OpenSCENARIO {hdr.get('revMajor')}.{minor}"]
-    schema = xmlschema.XMLSchema(str(_schema_dir() / f"OpenSCENARIO_{name}.xsd"))
+    schema = _schema(f"OpenSCENARIO_{name}.xsd")
     return [f"{e.path}: {e.reason}" for e in schema.iter_errors(str(path))]
 
 
 def xodr_schema_errors(path: str | Path) -> list[str]:
     """Schema violations of an .xodr against the OpenDRIVE 1.7 XSD scenariogeneration ships."""
-    import xmlschema
-
-    schema = xmlschema.XMLSchema(str(_schema_dir() / "opendrive_17_core.xsd"))
+    schema = _schema("opendrive_17_core.xsd")
     return [f"{e.path}: {e.reason}" for e in schema.iter_errors(str(path))]
 
 
@@ -992,7 +997,7 @@ def import_xosc(path: str | Path) -> ScenarioSpec:
         "road": _plain(rr.road),
         "ego": {
             "lane": ego.lane,
-            "s": round(ego.s, 6),
+            "s": ego.s,
             "d": ego.d,
             "speed": ego.speed,
             "length": ego.length,
@@ -1002,7 +1007,7 @@ def import_xosc(path: str | Path) -> ScenarioSpec:
         "actors": [
             {
                 "lane": e.lane,
-                "s": round(e.s or 0.0, 6),
+                "s": e.s,
                 "d": e.d,
                 "speed": e.speed,
                 "length": e.length,

@@ -20,7 +20,7 @@ from generative.families import (
 )
 from generative.sampling import TrafficSampler
 from sim import world
-from sim.scenario import ActorSpec, RoadSpec, build_road, check_on_road, spec_from_dict
+from sim.scenario import ActorSpec, RoadSpec, SpecError, build_road, check_on_road, spec_from_dict
 
 SCRIPTED = tuple(f for f in PLAYABLE if f != "none")
 
@@ -204,3 +204,11 @@ def test_rule_based_driver_finds_harder_scenarios_harder() -> None:
         assert b["median_min_ttc_s"] <= a["median_min_ttc_s"]
     assert hard["hard_brake_rate"] + hard["collision_rate"] >= easy["hard_brake_rate"] + 0.5
     assert hard["median_min_ttc_s"] < 0.5 * easy["median_min_ttc_s"]
+
+
+def test_keep_clear_zones_are_validated_by_name() -> None:
+    good = {"traffic": {"count": 3, "keep_clear": [[0, -1, 10.0, 50.0]]}}
+    assert spec_from_dict(good).traffic.keep_clear == ((0.0, -1.0, 10.0, 50.0),)
+    for bad in ([[0, -1, 50.0, 10.0]], [[0, -1.5, 0.0, 10.0]], [[0, -1, 5.0]]):
+        with pytest.raises(SpecError, match=r"traffic\.keep_clear\[0\]: expected \[road, lane"):
+            spec_from_dict({"traffic": {"count": 3, "keep_clear": bad}})
