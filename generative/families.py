@@ -325,7 +325,6 @@ def _checked_background(
 ) -> list[ActorSpec]:
     """The sampler's vehicles, each checked to be an ActorSpec outside every keep_clear zone."""
     out = []
-    half = 0.0
     for i, a in enumerate(extra):
         if not isinstance(a, ActorSpec):
             raise FamilyError(
@@ -525,8 +524,8 @@ class MergeIntoSlowParams:
 
     ego_speed_frac: Range = Range((0.8, 0.9), (0.95, 1.0), "-")  # / the road's speed limit
     closure_gap: Range = Range((280.0, 320.0), (70.0, 90.0), "m")  # ego bumper to the truck
-    platoon_speed: Range = Range((24.0, 27.0), (4.0, 7.0), "m/s")  # the lane to merge into
-    platoon_gap: Range = Range((80.0, 100.0), (7.0, 10.0), "m")  # bumper gaps in the platoon
+    platoon_speed: Range = Range((18.0, 22.0), (4.0, 7.0), "m/s")  # the lane to merge into
+    platoon_gap: Range = Range((100.0, 130.0), (7.0, 10.0), "m")  # bumper gaps in the platoon
     density: Range = Range((6.0, 10.0), (10.0, 16.0), "veh/km/lane")
 
 
