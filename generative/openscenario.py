@@ -480,7 +480,6 @@ CARLA_TOWN = re.compile(r"^Town\d+[A-Za-z_]*(?:_Opt)?$")
 _PARAM_REF = re.compile(r"^\$(\w+)$")
 _TIME_RULES = ("greaterThan", "greaterOrEqual", "equalTo")
 _CLOSE_RULES = ("lessThan", "lessOrEqual")
-_LANE_CHANGE_S = 3.0  # [s] a lane change with a rate dimension (not expressible) never appears
 IGNORED_GLOBAL = ("EnvironmentAction",)  # weather and time of day: the simulator has neither
 
 
