@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "devices": ("devices", "list connected joysticks and wheels with their axes and buttons"),
     "train": ("train", "train a PPO driving policy; checkpoints, logs and resume in the run dir"),
     "evaluate": ("evaluate", "compare policies on a suite of scenarios: tables, plots, videos"),
+    "generate": ("generate", "sample scenarios of a family: JSON specs, previews, OpenSCENARIO"),
 }
 
 
@@ -44,6 +45,10 @@ def _app(name: str) -> Callable[[Any], None]:
         from gendrive.evaluate import main as evaluate_main
 
         return evaluate_main
+    if name == "generate":
+        from gendrive.generate import main as generate_main
+
+        return generate_main
     raise KeyError(name)  # pragma: no cover
 
 

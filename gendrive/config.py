@@ -105,3 +105,6 @@ def register_configs() -> None:
     from gendrive.evaluate_config import EvaluateConfig
 
     cs.store(name="evaluate_schema", node=EvaluateConfig)
+    from gendrive.generate_config import GenerateConfig
+
+    cs.store(name="generate_schema", node=GenerateConfig)

@@ -129,10 +129,12 @@ def shift_spec(spec: ScenarioSpec, offset: int) -> ScenarioSpec:
     """The spec with every OpenDRIVE road id moved by ``offset`` (its part of a union)."""
     if offset == 0:
         return spec
+    clear = tuple((z[0] + offset, *z[1:]) for z in spec.traffic.keep_clear)
     return dataclasses.replace(
         spec,
         ego=dataclasses.replace(spec.ego, road=spec.ego.road + offset),
         actors=tuple(dataclasses.replace(a, road=a.road + offset) for a in spec.actors),
+        traffic=dataclasses.replace(spec.traffic, keep_clear=clear),
     )
 
 

@@ -142,11 +142,14 @@ class TrafficSpec:
     ``count`` vehicles are spread over the road's driving lanes within ``s_range`` (reference
     s, [m]; default the whole road), at least ``min_spacing`` m bumper to bumper, with speed and
     desired speed drawn uniformly as fractions of the limit, and IDM/MOBIL parameters jittered
-    by +-``jitter`` (relative) around ``behavior``.
+    by +-``jitter`` (relative) around ``behavior``. No vehicle is placed overlapping a
+    ``keep_clear`` zone ``[road, lane, s_lo, s_hi]`` (OpenDRIVE road and lane id, reference s
+    [m]): scenario families keep the stretch between the ego and their scripted actors empty.
     """
 
     count: int = field(default=0, metadata=_rng(0, 1000))
     s_range: tuple[float, ...] = ()
+    keep_clear: tuple[tuple[float, ...], ...] = ()
     min_spacing: float = field(default=8.0, metadata=_rng(lo=0))
     speed_frac: tuple[float, ...] = (0.6, 1.0)
     v0_frac: tuple[float, ...] = (0.8, 1.1)
@@ -304,6 +307,12 @@ def _check_self(spec: ScenarioSpec) -> None:
         if len(v) != 2 or v[0] > v[1] or v[0] < 0:
             raise SpecError(
                 f"traffic.{name}: expected [low, high] with 0 <= low <= high, got {list(v)}"
+            )
+    for i, z in enumerate(t.keep_clear):
+        if len(z) != 4 or z[0] != int(z[0]) or z[1] != int(z[1]) or z[2] > z[3]:
+            raise SpecError(
+                f"traffic.keep_clear[{i}]: expected [road, lane, s_lo, s_hi] with integer road "
+                f"and lane ids and s_lo <= s_hi, got {list(z)}"
             )
     for i, a in enumerate(spec.actors):
         if len(a.events) > MAX_EVENTS:

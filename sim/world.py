@@ -214,6 +214,15 @@ def _sample_traffic(
     s_ref = (lo + u + rank * pitch + TRAFFIC_LENGTH_M / 2).astype(np.float32, copy=False)
     s = R.s_ref_to_s(g, lane, s_ref)
     keep = s + TRAFFIC_LENGTH_M / 2 <= g.lane_length[lane]
+    if t.keep_clear:
+        # (n, Z): a vehicle's extent [s_ref -+ L/2] overlaps a zone on its own road and lane.
+        z = np.asarray(t.keep_clear, np.float64)
+        same = (g.odr_road[lane][:, None] == z[None, :, 0]) & (
+            g.odr_lane[lane][:, None] == z[None, :, 1]
+        )
+        hl = TRAFFIC_LENGTH_M / 2
+        inside = (s_ref[:, None] + hl > z[None, :, 2]) & (s_ref[:, None] - hl < z[None, :, 3])
+        keep &= ~(same & inside).any(1)
     if len(fixed):
         # Keep clear of the ego and scripted actors: min_spacing behind them, and ahead of them
         # the larger of min_spacing and their speed times the time headway, so no scenario

@@ -93,6 +93,8 @@ def test_lane_components_join_neighbours_and_successors() -> None:
 def test_shift_spec_moves_every_road_id() -> None:
     sp = shift_spec(BRAKE, 3000)
     assert sp.ego.road == 3000 and all(a.road == 3000 for a in sp.actors)
+    zone = replace(BUSY, traffic=replace(BUSY.traffic, keep_clear=((0.0, -1.0, 10.0, 90.0),)))
+    assert shift_spec(zone, 2000).traffic.keep_clear == ((2000.0, -1.0, 10.0, 90.0),)
     assert shift_spec(BRAKE, 0) is BRAKE
 
 

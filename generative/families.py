@@ -1,0 +1,782 @@
+"""Scenario families: parameterised distributions of critical driving situations.
+
+Each family is modelled on a CARLA ScenarioRunner / Leaderboard scenario and is a distribution
+over its parameters: a frozen dataclass of :class:`Range` fields, one per parameter, plus
+:meth:`ScenarioFamily.sample`, which draws a :class:`sim.scenario.ScenarioSpec`.
+
+Difficulty
+----------
+Every parameter has an *easy* interval ``[e_lo, e_hi]`` and a *critical* one ``[c_lo, c_hi]``.
+At difficulty ``delta`` in [0, 1] the parameter is drawn uniformly from the interpolated
+interval::
+
+    lo(delta) = e_lo + delta (c_lo - e_lo),   hi(delta) = e_hi + delta (c_hi - e_hi)
+    value     = lo(delta) + u (hi(delta) - lo(delta)),   u ~ U(0, 1)
+
+The ``u`` of each parameter is drawn first, in field order, from the caller's generator, so the
+same seed at two difficulties gives the same scenario with every parameter moved towards the
+critical end (common random numbers): difficulty sweeps compare like with like.
+
+Families (CARLA names in brackets)
+----------------------------------
+- ``hard_brake`` (FollowLeadingVehicle, HardBreakRoute): a leader in the ego's lane, a time gap
+  ahead, brakes at a given deceleration to a fraction of its speed (0: to a standstill).
+- ``cut_in`` (CutIn, HighwayCutIn): a slower car in the adjacent lane changes into the ego's lane
+  when the ego's bumper gap to it falls below the cut-in gap, over the lane-change duration.
+- ``slow_leader`` (SlowPrecedingVehicle): a much slower car in the ego's lane, first visible at
+  the reveal distance.
+- ``traffic_jam_end`` (EndOfTrafficJam): a queue across every lane moving at the jam speed, the
+  jam's tail at a distance ahead.
+- ``merge_into_slow`` (lane merge into slow traffic): the ego's lane is closed by a stopped
+  vehicle (a work-zone truck) and the adjacent lane carries a slow, dense platoon the ego must
+  merge into. The simulator has no on-ramps yet, so a lane closure stands in for the lane end;
+  the real merge comes with the maps work.
+- ``pedestrian_crossing`` (DynamicObjectCrossing) and ``red_light_runner``
+  (OppositeVehicleRunningRedLight) are registered but need pedestrians and junctions, which the
+  simulator does not have yet: asking for them raises :class:`FamilyError` saying so.
+- ``none``: unconditional traffic, the ego and background traffic only.
+
+Background traffic comes from a :class:`generative.sampling.TrafficSampler` (the learned model)
+or, when none is given, from the simulator's own :class:`sim.scenario.TrafficSpec` random
+traffic (redrawn from the spec's seed at reset) with its count from the family's density
+parameter. Either way the stretch between the ego and the scripted actors is kept clear
+(``keep_clear`` zones), so background traffic does not change what the scenario is about at the
+start; it may still drive into it later, as traffic does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from generative.sampling import TrafficSampler
+from sim.scenario import (
+    ActorSpec,
+    BehaviorSpec,
+    EgoSpec,
+    EventSpec,
+    RoadSpec,
+    ScenarioSpec,
+    SpecError,
+    TrafficSpec,
+    build_road,
+    check_on_road,
+    is_closed,
+    road_length,
+    spec_from_dict,
+)
+
+EGO_LENGTH_M = EgoSpec().length  # [m] the ego's box (EgoSpec default)
+CAR_LENGTH_M = ActorSpec().length  # [m] scripted passenger cars (ActorSpec default)
+EGO_START_S_M = 120.0  # [m] ego start: room behind it for background traffic to follow
+ROUTE_LENGTH_M = 350.0  # [m] the situation plays out within ~10 s at highway speed
+TIME_LIMIT_S = 40.0  # [s] the route at >= 9 m/s; a blocked ego times out instead of idling
+CLEAR_BEHIND_M = 30.0  # [m] kept clear behind the ego and the scripted actors
+CLEAR_AHEAD_M = 40.0  # [m] kept clear ahead of the scripted actors (no one in their way)
+TRAFFIC_SPEED_FRAC = (0.6, 0.9)  # [-] background start speeds, fraction of the limit
+TRAFFIC_V0_FRAC = (0.7, 1.0)  # [-] background desired speeds, fraction of the limit
+STOP_BELOW_MPS = 0.5  # [m/s] a brake target below this is a full stop (EventSpec "stop")
+TRUCK_LENGTH_M = 8.0  # [m] the work-zone truck that closes a lane (merge_into_slow)
+TRUCK_WIDTH_M = 2.4  # [m] its width: a lane closure fills the lane
+JAM_STANDSTILL_GAP_M = 3.0  # [m] bumper gap in a stopped queue (IDM jam distance ~2 m + slack)
+JAM_HEADWAY_S = 1.2  # [s] time gap inside a moving queue
+JAM_CARS_PER_LANE = 4  # [-] queue depth: enough that the tail is a wall, not one car
+MIN_PLATOON_SPAN_M = 60.0  # [m] the slow platoon extends this far behind the ego and past the truck
+
+DEFAULT_ROAD = RoadSpec(
+    kind="straight", num_lanes=3, lane_width=3.5, speed_limit=30.0, length=1500.0
+)  # 3-lane motorway at 108 km/h, long enough for the ego start, route and traffic ahead
+
+
+class FamilyError(ValueError):
+    """A family cannot be sampled as asked; the message names the family and the reason."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """One parameter's sampling interval at difficulty 0 (``easy``) and 1 (``critical``)."""
+
+    easy: tuple[float, float]
+    critical: tuple[float, float]
+    unit: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("easy", "critical"):
+            lo, hi = getattr(self, name)
+            if not lo <= hi:
+                raise ValueError(f"Range.{name}: expected (low, high) with low <= high")
+
+    def bounds(self, difficulty: float) -> tuple[float, float]:
+        """The interval at ``difficulty`` (linear between the easy and critical ones)."""
+        d = difficulty
+        lo = self.easy[0] + d * (self.critical[0] - self.easy[0])
+        hi = self.easy[1] + d * (self.critical[1] - self.easy[1])
+        return lo, hi
+
+    def at(self, u: float, difficulty: float) -> float:
+        """The parameter for a uniform draw ``u`` in [0, 1) at ``difficulty``."""
+        lo, hi = self.bounds(difficulty)
+        return lo + u * (hi - lo)
+
+
+def check_difficulty(difficulty: float, key: str = "difficulty") -> float:
+    """``difficulty`` as a float in [0, 1]; otherwise a :class:`FamilyError` naming ``key``."""
+    if isinstance(difficulty, bool) or not isinstance(difficulty, int | float):
+        raise FamilyError(f"{key}: expected a number in [0, 1], got {difficulty!r}")
+    if not (math.isfinite(difficulty) and 0.0 <= difficulty <= 1.0):
+        raise FamilyError(f"{key}: expected a number in [0, 1], got {difficulty!r}")
+    return float(difficulty)
+
+
+def draw_params(params: Any, rng: np.random.Generator, difficulty: float) -> dict[str, float]:
+    """Every :class:`Range` field of a parameter dataclass, drawn at ``difficulty``.
+
+    One uniform per field, in field order, all drawn before any is used (see module docstring).
+    """
+    ranges = [(f.name, getattr(params, f.name)) for f in dataclasses.fields(params)]
+    u = rng.uniform(0.0, 1.0, len(ranges))
+    return {
+        name: float(r.at(float(ui), difficulty)) for (name, r), ui in zip(ranges, u, strict=True)
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Road layout helpers
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where a family can put things on a road: lane ids, length, whether it loops."""
+
+    road: RoadSpec
+    lanes: tuple[int, ...]  # OpenDRIVE lane ids of the driving lanes, leftmost first
+    length: float  # [m] reference length of road 0
+    closed: bool
+
+    def s(self, family: str, what: str, value: float) -> float:
+        """A reference ``s`` on the road (wrapped on a loop); error if it runs off the end."""
+        if self.closed:
+            return value % self.length
+        if not 0.0 <= value <= self.length:
+            raise FamilyError(
+                f"family '{family}': {what} at s={value:.1f} m is off the road "
+                f"(road.length {self.length:.1f} m); use a longer road"
+            )
+        return value
+
+    def zone(self, lane: int, lo: float, hi: float) -> list[tuple[int, int, float, float]]:
+        """keep_clear zones covering ``[lo, hi]`` on ``lane`` (split where a loop wraps)."""
+        if not self.closed:
+            return [(0, lane, max(lo, 0.0), min(hi, self.length))]
+        if hi - lo >= self.length:
+            return [(0, lane, 0.0, self.length)]
+        a, b = lo % self.length, hi % self.length
+        if a <= b:
+            return [(0, lane, a, b)]
+        return [(0, lane, a, self.length), (0, lane, 0.0, b)]
+
+
+def _layout(road: RoadSpec, family: str, min_lanes: int) -> _Layout:
+    try:
+        spec_from_dict({"road": dataclasses.asdict(road)}, source="road")
+        graph = build_road(road)
+    except SpecError as e:
+        raise FamilyError(f"family '{family}': {e}") from None
+    if road.num_lanes < min_lanes:
+        raise FamilyError(
+            f"family '{family}': needs a road with >= {min_lanes} lanes, got num_lanes="
+            f"{road.num_lanes}"
+        )
+    lane0 = int(np.nonzero(graph.odr_lane == -1)[0][0])
+    return _Layout(
+        road,
+        tuple(-k for k in range(1, road.num_lanes + 1)),
+        road_length(graph, 0),
+        is_closed(graph, lane0),
+    )
+
+
+def _leader(v0: float) -> BehaviorSpec:
+    """A scripted vehicle: holds ``v0``, never changes lanes on its own (the script does)."""
+    return BehaviorSpec(v0=v0, lane_change=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Families
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Draft:
+    """What a family's ``build`` produces before background traffic is added."""
+
+    ego: EgoSpec
+    actors: list[ActorSpec]
+    keep_clear: list[tuple[int, int, float, float]]
+    params: dict[str, Any]
+    route_length: float = ROUTE_LENGTH_M
+    time_limit_s: float = TIME_LIMIT_S
+
+
+class ScenarioFamily:
+    """A parameterised scenario distribution (see module docstring).
+
+    Subclasses set ``name``, ``description``, ``carla`` (the ScenarioRunner scenario it follows),
+    ``params`` (a frozen dataclass of :class:`Range` fields), ``min_lanes`` and implement
+    :meth:`build`.
+    """
+
+    name: str = ""
+    description: str = ""
+    carla: str = ""
+    min_lanes: int = 1
+    params: Any = None
+
+    def build(
+        self, p: dict[str, float], rng: np.random.Generator, lay: _Layout
+    ) -> _Draft:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sample(
+        self,
+        rng: np.random.Generator,
+        difficulty: float,
+        road: RoadSpec | None = None,
+        background: TrafficSampler | None = None,
+    ) -> ScenarioSpec:
+        """One scenario at ``difficulty`` in [0, 1] on ``road`` (default :data:`DEFAULT_ROAD`).
+
+        Raises:
+            FamilyError: bad difficulty, a road the family does not fit on, or a background
+                sampler that returned vehicles where the family asked for none.
+        """
+        return self.sample_with_params(rng, difficulty, road, background)[0]
+
+    def sample_with_params(
+        self,
+        rng: np.random.Generator,
+        difficulty: float,
+        road: RoadSpec | None = None,
+        background: TrafficSampler | None = None,
+    ) -> tuple[ScenarioSpec, dict[str, Any]]:
+        """:meth:`sample`, also returning the drawn parameters (for ``summary.json``)."""
+        d = check_difficulty(difficulty)
+        lay = _layout(road or DEFAULT_ROAD, self.name, self.min_lanes)
+        p = draw_params(self.params, rng, d)
+        density = p.pop("density")
+        draft = self.build(p, rng, lay)
+        seed = int(rng.integers(2**31 - 1))
+        ego = dataclasses.replace(draft.ego, route_length=draft.route_length)
+        if not lay.closed and ego.s + ego.route_length > lay.length:
+            raise FamilyError(
+                f"family '{self.name}': the route ends at s={ego.s + ego.route_length:.1f} m, "
+                f"past the road's end ({lay.length:.1f} m); use a longer road"
+            )
+        actors = list(draft.actors)
+        traffic = TrafficSpec()
+        span = (0.0, lay.length)
+        if background is not None:
+            extra = background.sample_traffic(
+                lay.road,
+                rng,
+                density_veh_per_km_lane=density,
+                s_range=span,
+                keep_clear=tuple(draft.keep_clear),
+                difficulty=d,
+            )
+            actors += _checked_background(self.name, extra, draft.keep_clear, background)
+        else:
+            count = round(density * len(lay.lanes) * (span[1] - span[0]) / 1000.0)
+            traffic = TrafficSpec(
+                count=count,
+                keep_clear=tuple(draft.keep_clear),
+                speed_frac=TRAFFIC_SPEED_FRAC,
+                v0_frac=TRAFFIC_V0_FRAC,
+            )
+        spec = ScenarioSpec(
+            name=f"{self.name}_d{d:.2f}",
+            road=lay.road,
+            ego=ego,
+            actors=tuple(actors),
+            traffic=traffic,
+            time_limit_s=draft.time_limit_s,
+            seed=seed,
+        )
+        try:
+            spec = spec_from_dict(spec.to_dict(), source=f"family '{self.name}'")
+            check_on_road(spec, build_road(spec.road), source=f"family '{self.name}'")
+        except SpecError as e:  # a family bug, or a road too tight for the drawn parameters
+            raise FamilyError(str(e)) from None
+        params: dict[str, Any] = {"density": density, **draft.params}
+        return spec, params
+
+
+def _checked_background(
+    family: str,
+    extra: Sequence[ActorSpec],
+    zones: Sequence[tuple[int, int, float, float]],
+    sampler: TrafficSampler,
+) -> list[ActorSpec]:
+    """The sampler's vehicles, each checked to be an ActorSpec outside every keep_clear zone."""
+    out = []
+    for i, a in enumerate(extra):
+        if not isinstance(a, ActorSpec):
+            raise FamilyError(
+                f"family '{family}': background sampler {type(sampler).__name__} returned "
+                f"{type(a).__name__} at index {i}, expected ActorSpec"
+            )
+        half = 0.5 * a.length
+        for z in zones:
+            if a.road == z[0] and a.lane == z[1] and a.s + half > z[2] and a.s - half < z[3]:
+                raise FamilyError(
+                    f"family '{family}': background sampler {type(sampler).__name__} placed "
+                    f"vehicle {i} at road {a.road} lane {a.lane} s={a.s:.1f} m inside keep_clear "
+                    f"zone {list(z)}"
+                )
+        out.append(a)
+    return out
+
+
+def _pick(rng: np.random.Generator, options: Sequence[Any]) -> Any:
+    return options[int(rng.integers(len(options)))]
+
+
+# -- hard_brake --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HardBrakeParams:
+    """Parameters of ``hard_brake`` (easy -> critical)."""
+
+    ego_speed_frac: Range = Range((0.8, 0.9), (0.95, 1.0), "-")  # / the road's speed limit
+    headway: Range = Range((2.5, 3.5), (0.4, 0.6), "s")  # time gap to the leader at the brake
+    decel: Range = Range((2.5, 3.5), (8.5, 10.0), "m/s^2")  # leader's braking (ego's max: 8)
+    target_frac: Range = Range((0.5, 0.7), (0.0, 0.1), "-")  # leader's final / initial speed
+    brake_time: Range = Range((2.0, 3.0), (0.0, 0.3), "s")  # sim time of the brake
+    density: Range = Range((6.0, 10.0), (10.0, 16.0), "veh/km/lane")
+
+
+class HardBrake(ScenarioFamily):
+    name = "hard_brake"
+    description = "the leader in the ego's lane brakes hard"
+    carla = "FollowLeadingVehicle / HardBreakRoute"
+    params = HardBrakeParams()
+
+    def build(self, p: dict[str, float], rng: np.random.Generator, lay: _Layout) -> _Draft:
+        lane = int(_pick(rng, lay.lanes))
+        v = p["ego_speed_frac"] * lay.road.speed_limit
+        s_ego = lay.s(self.name, "ego", EGO_START_S_M)
+        gap = p["headway"] * v
+        s_lead = lay.s(self.name, "leader", s_ego + gap + 0.5 * (EGO_LENGTH_M + CAR_LENGTH_M))
+        target = p["target_frac"] * v
+        event = (
+            EventSpec(action="stop", trigger="time", at=p["brake_time"], decel=p["decel"])
+            if target < STOP_BELOW_MPS
+            else EventSpec(
+                action="set_speed",
+                trigger="time",
+                at=p["brake_time"],
+                target_speed=target,
+                decel=p["decel"],
+            )
+        )
+        leader = ActorSpec(lane=lane, s=s_lead, speed=v, behavior=_leader(v), events=(event,))
+        zones = lay.zone(lane, s_ego - CLEAR_BEHIND_M, s_ego + gap + CLEAR_AHEAD_M)
+        params = {**p, "lane": lane, "gap_m": gap, "target_speed": target}
+        return _Draft(EgoSpec(lane=lane, s=s_ego, speed=v), [leader], zones, params)
+
+
+# -- cut_in ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CutInParams:
+    """Parameters of ``cut_in`` (easy -> critical)."""
+
+    ego_speed_frac: Range = Range((0.9, 1.0), (0.9, 1.0), "-")  # / the road's speed limit
+    rel_speed: Range = Range((1.0, 3.0), (5.0, 8.0), "m/s")  # ego speed - cutter speed
+    cut_gap: Range = Range((45.0, 60.0), (3.0, 6.0), "m")  # bumper gap that starts the cut-in
+    duration: Range = Range((3.0, 4.0), (1.0, 1.5), "s")  # lane-change duration
+    density: Range = Range((6.0, 10.0), (10.0, 16.0), "veh/km/lane")
+
+
+APPROACH_S = 3.0  # [s] the ego closes on the cutter for about this long before the cut-in
+
+
+class CutIn(ScenarioFamily):
+    name = "cut_in"
+    description = "a slower car in the adjacent lane cuts in front of the ego"
+    carla = "CutIn / HighwayCutIn"
+    min_lanes = 2
+    params = CutInParams()
+
+    def build(self, p: dict[str, float], rng: np.random.Generator, lay: _Layout) -> _Draft:
+        # (ego lane, cutter lane, direction the cutter moves): left lanes have larger ids.
+        pairs = [(a, a + 1, "right") for a in lay.lanes if a + 1 in lay.lanes]
+        pairs += [(a, a - 1, "left") for a in lay.lanes if a - 1 in lay.lanes]
+        ego_lane, cut_lane, direction = _pick(rng, pairs)
+        v = p["ego_speed_frac"] * lay.road.speed_limit
+        v_cut = max(v - p["rel_speed"], 0.0)
+        s_ego = lay.s(self.name, "ego", EGO_START_S_M)
+        ahead = p["cut_gap"] + p["rel_speed"] * APPROACH_S + 0.5 * (EGO_LENGTH_M + CAR_LENGTH_M)
+        s_cut = lay.s(self.name, "cutter", s_ego + ahead)
+        event = EventSpec(
+            action="lane_change",
+            trigger="ego_gap",
+            at=p["cut_gap"],
+            direction=direction,
+            duration=p["duration"],
+        )
+        cutter = ActorSpec(
+            lane=cut_lane, s=s_cut, speed=v_cut, behavior=_leader(v_cut), events=(event,)
+        )
+        lo, hi = s_ego - CLEAR_BEHIND_M, s_ego + ahead + CLEAR_AHEAD_M
+        zones = lay.zone(ego_lane, lo, hi) + lay.zone(cut_lane, lo, hi)
+        params = {**p, "ego_lane": ego_lane, "cutter_lane": cut_lane, "direction": direction}
+        return _Draft(EgoSpec(lane=ego_lane, s=s_ego, speed=v), [cutter], zones, params)
+
+
+# -- slow_leader -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SlowLeaderParams:
+    """Parameters of ``slow_leader`` (easy -> critical)."""
+
+    ego_speed_frac: Range = Range((0.8, 0.9), (0.95, 1.0), "-")  # / the road's speed limit
+    rel_speed: Range = Range((4.0, 7.0), (14.0, 20.0), "m/s")  # ego speed - leader speed
+    reveal_gap: Range = Range((150.0, 200.0), (35.0, 50.0), "m")  # bumper gap at the start
+    density: Range = Range((6.0, 10.0), (10.0, 16.0), "veh/km/lane")
+
+
+MIN_SLOW_SPEED_MPS = 3.0  # [m/s] the slow car still moves (a stopped one is hard_brake's stop)
+
+
+class SlowLeader(ScenarioFamily):
+    name = "slow_leader"
+    description = "a much slower car ahead in the ego's lane, revealed late"
+    carla = "SlowPrecedingVehicle"
+    params = SlowLeaderParams()
+
+    def build(self, p: dict[str, float], rng: np.random.Generator, lay: _Layout) -> _Draft:
+        lane = int(_pick(rng, lay.lanes))
+        v = p["ego_speed_frac"] * lay.road.speed_limit
+        v_slow = max(v - p["rel_speed"], MIN_SLOW_SPEED_MPS)
+        s_ego = lay.s(self.name, "ego", EGO_START_S_M)
+        ahead = p["reveal_gap"] + 0.5 * (EGO_LENGTH_M + CAR_LENGTH_M)
+        s_slow = lay.s(self.name, "slow car", s_ego + ahead)
+        slow = ActorSpec(lane=lane, s=s_slow, speed=v_slow, behavior=_leader(v_slow))
+        zones = lay.zone(lane, s_ego - CLEAR_BEHIND_M, s_ego + ahead + CLEAR_AHEAD_M)
+        params = {**p, "lane": lane, "slow_speed": v_slow}
+        return _Draft(EgoSpec(lane=lane, s=s_ego, speed=v), [slow], zones, params)
+
+
+# -- traffic_jam_end ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrafficJamEndParams:
+    """Parameters of ``traffic_jam_end`` (easy -> critical)."""
+
+    ego_speed_frac: Range = Range((0.8, 0.9), (0.95, 1.0), "-")  # / the road's speed limit
+    jam_speed: Range = Range((7.0, 10.0), (0.0, 1.0), "m/s")
+    jam_gap: Range = Range((200.0, 260.0), (50.0, 70.0), "m")  # ego bumper to the jam's tail
+    density: Range = Range((6.0, 10.0), (10.0, 16.0), "veh/km/lane")
+
+
+class TrafficJamEnd(ScenarioFamily):
+    name = "traffic_jam_end"
+    description = "the tail of a traffic jam across every lane ahead"
+    carla = "EndOfTrafficJam (ASAM OpenSCENARIO example)"
+    params = TrafficJamEndParams()
+
+    def build(self, p: dict[str, float], rng: np.random.Generator, lay: _Layout) -> _Draft:
+        lane = int(_pick(rng, lay.lanes))
+        v, vj = p["ego_speed_frac"] * lay.road.speed_limit, p["jam_speed"]
+        s_ego = lay.s(self.name, "ego", EGO_START_S_M)
+        tail = s_ego + 0.5 * EGO_LENGTH_M + p["jam_gap"] + 0.5 * CAR_LENGTH_M
+        pitch = CAR_LENGTH_M + JAM_STANDSTILL_GAP_M + vj * JAM_HEADWAY_S
+        # Queue rows staggered by lane (a real queue is not a grid): lane k starts k/L pitches on.
+        actors, zones = [], []
+        n_l = len(lay.lanes)
+        for k, ln in enumerate(lay.lanes):
+            for j in range(JAM_CARS_PER_LANE):
+                s = lay.s(self.name, "jam", tail + (j + k / n_l) * pitch)
+                actors.append(ActorSpec(lane=ln, s=s, speed=vj, behavior=_leader(vj)))
+            head = tail + (JAM_CARS_PER_LANE + 1) * pitch
+            zones += lay.zone(ln, s_ego - CLEAR_BEHIND_M, head + CLEAR_AHEAD_M)
+        params = {**p, "lane": lane, "jam_cars": len(actors)}
+        return _Draft(EgoSpec(lane=lane, s=s_ego, speed=v), actors, zones, params)
+
+
+# -- merge_into_slow ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MergeIntoSlowParams:
+    """Parameters of ``merge_into_slow`` (easy -> critical)."""
+
+    ego_speed_frac: Range = Range((0.8, 0.9), (0.95, 1.0), "-")  # / the road's speed limit
+    closure_gap: Range = Range((280.0, 320.0), (70.0, 90.0), "m")  # ego bumper to the truck
+    platoon_speed: Range = Range((18.0, 22.0), (4.0, 7.0), "m/s")  # the lane to merge into
+    platoon_gap: Range = Range((100.0, 130.0), (7.0, 10.0), "m")  # bumper gaps in the platoon
+    density: Range = Range((6.0, 10.0), (10.0, 16.0), "veh/km/lane")
+
+
+class MergeIntoSlow(ScenarioFamily):
+    name = "merge_into_slow"
+    description = (
+        "the ego's lane is closed by a stopped truck; merge into the slow adjacent lane "
+        "(a lane closure stands in for an on-ramp until the maps work brings merges)"
+    )
+    carla = "lane merge into slow traffic (HighwayMerge-like)"
+    min_lanes = 2
+    params = MergeIntoSlowParams()
+
+    def build(self, p: dict[str, float], rng: np.random.Generator, lay: _Layout) -> _Draft:
+        pairs = [(a, a + 1) for a in lay.lanes if a + 1 in lay.lanes]
+        pairs += [(a, a - 1) for a in lay.lanes if a - 1 in lay.lanes]
+        ego_lane, slow_lane = _pick(rng, pairs)
+        v, vp = p["ego_speed_frac"] * lay.road.speed_limit, p["platoon_speed"]
+        s_ego = lay.s(self.name, "ego", EGO_START_S_M)
+        s_truck = lay.s(
+            self.name,
+            "truck",
+            s_ego + 0.5 * EGO_LENGTH_M + p["closure_gap"] + 0.5 * TRUCK_LENGTH_M,
+        )
+        truck = ActorSpec(
+            lane=ego_lane,
+            s=s_truck,
+            speed=0.0,
+            length=TRUCK_LENGTH_M,
+            width=TRUCK_WIDTH_M,
+            behavior=_leader(0.0),
+        )
+        pitch = CAR_LENGTH_M + p["platoon_gap"]
+        first = s_ego - MIN_PLATOON_SPAN_M + float(rng.uniform(0.0, pitch))
+        last = s_truck + MIN_PLATOON_SPAN_M
+        n = int((last - first) // pitch) + 1
+        platoon = [
+            ActorSpec(
+                lane=slow_lane,
+                s=lay.s(self.name, "platoon", first + j * pitch),
+                speed=vp,
+                behavior=_leader(vp),
+            )
+            for j in range(n)
+        ]
+        zones = lay.zone(ego_lane, s_ego - CLEAR_BEHIND_M, s_truck + CLEAR_AHEAD_M)
+        zones += lay.zone(slow_lane, first - CLEAR_BEHIND_M, last + CLEAR_AHEAD_M)
+        params = {**p, "ego_lane": ego_lane, "slow_lane": slow_lane, "platoon_cars": n}
+        return _Draft(EgoSpec(lane=ego_lane, s=s_ego, speed=v), [truck, *platoon], zones, params)
+
+
+# -- unconditional traffic ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrafficOnlyParams:
+    """Parameters of ``none`` (unconditional traffic): the ego's start speed and the density."""
+
+    ego_speed_frac: Range = Range((0.6, 0.8), (0.8, 1.0), "-")  # / the road's speed limit
+    density: Range = Range((6.0, 12.0), (18.0, 28.0), "veh/km/lane")
+
+
+class TrafficOnly(ScenarioFamily):
+    name = "none"
+    description = "unconditional traffic: the ego and background traffic only"
+    carla = "(background traffic)"
+    params = TrafficOnlyParams()
+
+    def build(self, p: dict[str, float], rng: np.random.Generator, lay: _Layout) -> _Draft:
+        lane = int(_pick(rng, lay.lanes))
+        s_ego = lay.s(self.name, "ego", EGO_START_S_M)
+        zones = lay.zone(lane, s_ego - CLEAR_BEHIND_M, s_ego + CLEAR_AHEAD_M)
+        return _Draft(
+            EgoSpec(lane=lane, s=s_ego, speed=p["ego_speed_frac"] * lay.road.speed_limit),
+            [],
+            zones,
+            {**p, "lane": lane},
+        )
+
+
+# -- not yet possible --------------------------------------------------------------------------
+
+
+class NeedsSimulatorFeature(ScenarioFamily):
+    """A registered family the simulator cannot play yet; sampling it says what is missing."""
+
+    def __init__(self, name: str, description: str, carla: str, needs: str) -> None:
+        self.name = name
+        self.description = description
+        self.carla = carla
+        self.needs = needs
+
+    def sample_with_params(
+        self,
+        rng: np.random.Generator,
+        difficulty: float,
+        road: RoadSpec | None = None,
+        background: TrafficSampler | None = None,
+    ) -> tuple[ScenarioSpec, dict[str, Any]]:
+        raise FamilyError(
+            f"family '{self.name}' ({self.carla}) needs {self.needs} (not in the simulator yet)"
+        )
+
+
+FAMILIES: dict[str, ScenarioFamily] = {
+    f.name: f
+    for f in (
+        HardBrake(),
+        CutIn(),
+        SlowLeader(),
+        TrafficJamEnd(),
+        MergeIntoSlow(),
+        NeedsSimulatorFeature(
+            "pedestrian_crossing",
+            "a pedestrian crosses from behind a parked obstacle",
+            "DynamicObjectCrossing",
+            "pedestrians",
+        ),
+        NeedsSimulatorFeature(
+            "red_light_runner",
+            "an opposite vehicle runs a red light at a junction",
+            "OppositeVehicleRunningRedLight",
+            "junctions and traffic lights",
+        ),
+        TrafficOnly(),
+    )
+}
+PLAYABLE = tuple(k for k, f in FAMILIES.items() if not isinstance(f, NeedsSimulatorFeature))
+
+
+def get_family(name: str) -> ScenarioFamily:
+    """A family by name; unknown names raise :class:`FamilyError` listing the known ones."""
+    if name not in FAMILIES:
+        raise FamilyError(f"family: unknown family {name!r}; known: {sorted(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def sample_family(
+    name: str,
+    n: int,
+    difficulty: float,
+    seed: int = 0,
+    road: RoadSpec | None = None,
+    background: TrafficSampler | None = None,
+) -> list[tuple[ScenarioSpec, dict[str, Any]]]:
+    """``n`` scenarios of family ``name``; scenario ``i`` is drawn from ``default_rng([seed, i])``
+    so any one can be redrawn alone, and the same ``(seed, i)`` at another difficulty is the
+    same scenario moved along the difficulty axis."""
+    fam = get_family(name)
+    check_difficulty(difficulty)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise FamilyError(f"n: expected an integer >= 1, got {n!r}")
+    out = []
+    for i in range(n):
+        spec, params = fam.sample_with_params(
+            np.random.default_rng([seed, i]), difficulty, road, background
+        )
+        out.append((dataclasses.replace(spec, name=f"{name}_{i}"), params))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Driving a batch of sampled scenarios with the rule-based driver
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """Per-scenario outcome of :func:`drive_rule_based`, arrays (B,)."""
+
+    collision: np.ndarray
+    hard_brake: np.ndarray  # the ego braked at <= -hard_brake_mps2 at least once
+    min_ttc: np.ndarray  # [s] minimum TTC to the leader over the episode (inf: never closing)
+    route_completed: np.ndarray
+    end_time: np.ndarray  # [s] sim time when the episode ended
+
+    def summary(self) -> dict[str, float]:
+        """Rates and the median minimum TTC (capped at 10 s so 'never closing' counts)."""
+        return {
+            "collision_rate": float(np.mean(self.collision)),
+            "hard_brake_rate": float(np.mean(self.hard_brake)),
+            "median_min_ttc_s": float(np.median(np.minimum(self.min_ttc, 10.0))),
+            "route_completion_rate": float(np.mean(self.route_completed)),
+        }
+
+
+def drive_rule_based(
+    specs: Sequence[ScenarioSpec],
+    seed: int = 0,
+    hard_brake_mps2: float = 4.0,
+    driver_factory: Callable[[], Any] | None = None,
+) -> BatchStats:
+    """Drive each spec once with the rule-based driver, all in one batched vector env.
+
+    All specs must share a road (:data:`DEFAULT_ROAD` unless the caller chose one). Env ``b``
+    starts spec ``b``; episodes run to their end (collision, off-road, route completion, time
+    limit) without autoreset.
+    """
+    from policy.rule_based import RuleBasedDriver
+    from sim.env import DriveVectorEnv
+    from sim.metrics import MetricsConfig
+
+    specs = list(specs)
+    B = len(specs)
+    env = DriveVectorEnv(
+        num_envs=B, scenario=specs, metrics=MetricsConfig(hard_brake_mps2=hard_brake_mps2)
+    )
+    env.reset(seed=seed)
+    # One spec per env (the env's own spec draw is random): restart every env on its spec,
+    # each from its spec's seed, as the env does for specs with a fixed seed.
+    env.backend.reset(
+        np.ones(B, np.bool_),
+        specs,
+        [
+            np.random.default_rng(sp.seed if sp.seed is not None else seed + b)
+            for b, sp in enumerate(specs)
+        ],
+    )
+    driver = driver_factory() if driver_factory is not None else RuleBasedDriver()
+    driver.reset(np.ones(B, np.bool_))
+    active = np.ones(B, np.bool_)
+    collision = np.zeros(B, np.bool_)
+    hard = np.zeros(B, np.bool_)
+    completed = np.zeros(B, np.bool_)
+    min_ttc = np.full(B, np.inf)
+    end_time = np.zeros(B)
+    while active.any():
+        st = env.state
+        assert st is not None
+        nxt, out, _, _, _ = env.advance(driver.act(st, env.road))
+        collision |= active & out.collision
+        hard |= active & out.hard_brake
+        completed |= active & out.route_completed
+        min_ttc = np.where(active, np.minimum(min_ttc, out.ttc), min_ttc)
+        ended = active & (out.terminated | out.truncated)
+        end_time = np.where(ended, nxt.time, end_time)
+        active &= ~ended
+    env.close()
+    return BatchStats(collision, hard, min_ttc, completed, end_time)
+
+
+__all__ = [
+    "DEFAULT_ROAD",
+    "FAMILIES",
+    "PLAYABLE",
+    "BatchStats",
+    "FamilyError",
+    "Range",
+    "ScenarioFamily",
+    "check_difficulty",
+    "drive_rule_based",
+    "get_family",
+    "sample_family",
+]

@@ -1,0 +1,350 @@
+"""OpenSCENARIO/OpenDRIVE export validated by the XSDs scenariogeneration ships, and import."""
+
+import math
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from generative.families import PLAYABLE, get_family
+from generative.openscenario import (
+    OpenScenarioError,
+    export_xosc,
+    import_xosc,
+    write_road_xodr,
+    xodr_schema_errors,
+    xosc_schema_errors,
+)
+from sim import road as R
+from sim import world
+from sim.scenario import (
+    ActorSpec,
+    EgoSpec,
+    EventSpec,
+    RoadSpec,
+    ScenarioSpec,
+    SegmentSpec,
+    build_road,
+    load_spec,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((REPO / "configs" / "scenario").glob("*.yaml"))
+DATA = REPO.parent / "shared" / "data"
+SR = DATA / "scenarios" / "scenario_runner"
+ESMINI = DATA / "esmini" / "xosc"
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not found at {DATA}")
+
+ROADS = [
+    RoadSpec(kind="straight", num_lanes=2, length=600.0),
+    RoadSpec(kind="curved", num_lanes=3, length=1400.0, radius=250.0, transition=60.0),
+    RoadSpec(kind="ring", num_lanes=2, radius=120.0),
+    RoadSpec(
+        kind="segments",
+        num_lanes=1,
+        lane_width=3.2,
+        segments=(
+            SegmentSpec("line", 100.0),
+            SegmentSpec("spiral", 50.0, 0.0, 0.01),
+            SegmentSpec("arc", 80.0, 0.01, 0.01),
+        ),
+    ),
+]
+
+
+def _close(a: Any, b: Any, path: str = "") -> None:
+    """Plain spec data equal up to float round-off."""
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            _close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert a == pytest.approx(b, abs=1e-6), path
+    else:
+        assert a == b, path
+
+
+@pytest.mark.parametrize("road", ROADS, ids=lambda r: r.kind)
+def test_xodr_is_schema_valid_and_matches_the_lane_graph(road: RoadSpec, tmp_path: Path) -> None:
+    path = write_road_xodr(road, tmp_path / "road.xodr")
+    assert xodr_schema_errors(path) == []
+    root = ET.parse(path).getroot()
+    geoms = root.findall("road/planView/geometry")
+    lanes = root.findall("road/lanes/laneSection/right/lane")
+    assert [int(ln.get("id", "0")) for ln in lanes] == list(range(-1, -road.num_lanes - 1, -1))
+    assert {float(ln.find("width").get("a")) for ln in lanes} == {road.lane_width}  # type: ignore[union-attr]
+    # Every geometry starts where the simulator's integrated reference line is at that s.
+    g = build_road(road)
+    lane0 = int(np.nonzero(g.odr_lane == -1)[0][0])
+    for gm in geoms:
+        s = float(gm.get("s", 0.0))
+        x, y, h = R.lane_pose(
+            g,
+            np.array([lane0], np.int32),
+            R.s_ref_to_s(g, np.array([lane0], np.int32), np.array([s], np.float32)),
+            np.array([road.lane_width / 2], np.float32),  # back to the reference line
+        )
+        assert float(gm.get("x", 0.0)) == pytest.approx(float(x[0]), abs=0.02)
+        assert float(gm.get("y", 0.0)) == pytest.approx(float(y[0]), abs=0.02)
+        dh = (float(gm.get("hdg", 0.0)) - float(h[0]) + math.pi) % (2 * math.pi) - math.pi
+        assert abs(dh) < 2e-3
+    total = sum(float(gm.get("length", 0.0)) for gm in geoms)
+    assert total == pytest.approx(float(g.section_length[0]), abs=0.05)
+    speed = root.find("road/type/speed")
+    assert speed is not None and float(speed.get("max", 0)) == road.speed_limit
+
+
+def test_schemas_reject_broken_files(tmp_path: Path) -> None:
+    spec = load_spec(REPO / "configs" / "scenario" / "cut_in.yaml")
+    xosc, xodr = export_xosc(spec, tmp_path)
+    bad = tmp_path / "bad.xosc"
+    bad.write_text(xosc.read_text().replace("<Storyboard>", "<Storyboard><Bogus/>"))
+    assert any("Bogus" in e for e in xosc_schema_errors(bad))
+    bad_road = tmp_path / "bad.xodr"
+    bad_road.write_text(re.sub(r' length="[0-9.]+"', "", xodr.read_text(), count=2))
+    assert xodr_schema_errors(bad_road)
+
+
+@pytest.mark.parametrize("name", PLAYABLE)
+def test_every_family_exports_schema_valid_xosc(name: str, tmp_path: Path) -> None:
+    from scenariogeneration.xosc import ParseOpenScenario, Scenario
+
+    spec = get_family(name).sample(np.random.default_rng(1), 0.7)
+    xosc, xodr = export_xosc(spec, tmp_path)
+    assert xosc_schema_errors(xosc) == []
+    assert xodr_schema_errors(xodr) == []
+    assert isinstance(ParseOpenScenario(str(xosc)), Scenario)
+    root = ET.parse(xosc).getroot()
+    # Ego, the scripted actors and the drawn background traffic are all entities.
+    n = len(root.findall("Entities/ScenarioObject"))
+    assert n >= 1 + len(spec.actors) + (1 if spec.traffic.count else 0)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_scenario_config_exports_schema_valid_xosc(path: Path, tmp_path: Path) -> None:
+    xosc, xodr = export_xosc(load_spec(path), tmp_path, traffic_seed=0)
+    assert xosc_schema_errors(xosc) == [] and xodr_schema_errors(xodr) == []
+
+
+def test_events_and_triggers_are_written_as_the_simulator_reads_them(tmp_path: Path) -> None:
+    cut = load_spec(REPO / "configs" / "scenario" / "cut_in.yaml")
+    root = ET.parse(export_xosc(cut, tmp_path)[0]).getroot()
+    cond = root.find(".//RelativeDistanceCondition")
+    assert cond is not None
+    assert float(cond.get("value", 0)) == pytest.approx(8.0 + 0.5 * (4.5 + 4.7))
+    assert cond.get("freespace") == "false" and cond.get("rule") == "lessOrEqual"
+    target = root.find(".//RelativeTargetLane")
+    assert target is not None and target.get("value") == "-1"  # "right": one lane id down
+    hard = load_spec(REPO / "configs" / "scenario" / "hard_brake.yaml")
+    root = ET.parse(export_xosc(hard, tmp_path)[0]).getroot()
+    ev = root.find(".//Event")
+    assert ev is not None
+    dyn = ev.find(".//SpeedActionDynamics")
+    assert dyn is not None and dyn.get("dynamicsDimension") == "rate" and dyn.get("value") == "6.0"
+    assert ev.find(".//AbsoluteTargetSpeed").get("value") == "5.0"  # type: ignore[union-attr]
+    assert ev.find(".//SimulationTimeCondition").get("value") == "5.0"  # type: ignore[union-attr]
+    stop = root.find("Storyboard/StopTrigger//SimulationTimeCondition")
+    assert stop is not None and float(stop.get("value", 0)) == hard.time_limit_s
+
+
+def _spec_with_everything() -> ScenarioSpec:
+    return ScenarioSpec(
+        name="everything",
+        road=RoadSpec(kind="curved", num_lanes=3, length=1400.0, radius=300.0),
+        ego=EgoSpec(lane=-2, s=50.0, d=0.2, speed=22.0, route_length=900.0),
+        actors=(
+            ActorSpec(
+                lane=-2,
+                s=90.0,
+                speed=20.0,
+                events=(
+                    EventSpec(action="set_speed", at=3.0, target_speed=8.0, decel=5.5),
+                    EventSpec(action="stop", trigger="ego_gap", at=6.0, decel=7.0),
+                ),
+            ),
+            ActorSpec(
+                lane=-1,
+                s=130.0,
+                d=-0.3,
+                speed=18.0,
+                length=12.0,
+                width=2.5,
+                events=(
+                    EventSpec(
+                        action="lane_change",
+                        trigger="ego_gap",
+                        at=15.0,
+                        direction="right",
+                        duration=2.5,
+                    ),
+                ),
+            ),
+        ),
+        time_limit_s=75.0,
+        seed=9,
+    )
+
+
+def test_round_trip_restores_positions_speeds_and_events(tmp_path: Path) -> None:
+    for spec in (
+        _spec_with_everything(),
+        load_spec(REPO / "configs" / "scenario" / "cut_in.yaml"),
+        load_spec(REPO / "configs" / "scenario" / "hard_brake.yaml"),
+    ):
+        back = import_xosc(export_xosc(spec, tmp_path)[0])
+        assert back.road == spec.road
+        _close(back.to_dict(), spec.to_dict())
+
+
+def test_round_trip_of_random_traffic_gives_the_drawn_vehicles(tmp_path: Path) -> None:
+    spec = load_spec(REPO / "configs" / "scenario" / "ring.yaml")
+    back = import_xosc(export_xosc(spec, tmp_path, traffic_seed=3)[0])
+    assert back.road == spec.road and back.traffic.count == 0
+    g = build_road(spec.road)
+    st = world.reset([spec], g, [np.random.default_rng(3)])
+    drawn = np.nonzero(st.valid[0, 1:])[0] + 1
+    assert len(back.actors) == len(drawn)
+    speeds = sorted(round(float(v), 3) for v in st.speed[0, drawn])
+    assert sorted(a.speed for a in back.actors) == pytest.approx(speeds, abs=1e-3)
+    v0 = sorted(round(float(v), 3) for v in st.behavior.v0[0, drawn])
+    assert sorted(a.behavior.v0 or 0.0 for a in back.actors) == pytest.approx(v0, abs=1e-3)
+    # The re-import runs, and its traffic drives on (IDM from the kept parameters).
+    st2 = world.reset([back], g, [np.random.default_rng(0)])
+    for _ in range(20):
+        st2 = world.step(st2, np.zeros((1, 2), np.float32), world.SimParams(), g)
+    assert np.isfinite(st2.x[st2.valid]).all()
+
+
+def test_family_specs_round_trip_through_openscenario(tmp_path: Path) -> None:
+    for name in ("hard_brake", "cut_in", "merge_into_slow"):
+        spec = get_family(name).sample(np.random.default_rng(4), 0.6)
+        back = import_xosc(export_xosc(spec, tmp_path)[0])
+        n = len(spec.actors)
+        _close(
+            [a.to_dict() if hasattr(a, "to_dict") else _plain(a) for a in back.actors[:n]],
+            [_plain(a) for a in spec.actors],
+        )
+        _close(_plain(back.ego), _plain(spec.ego))
+
+
+def _plain(v: Any) -> Any:
+    from sim.scenario import _to_plain
+
+    return _to_plain(v)
+
+
+def _broken(tmp_path: Path, edit: Any) -> Path:
+    spec = load_spec(REPO / "configs" / "scenario" / "hard_brake.yaml")
+    xosc, _ = export_xosc(spec, tmp_path)
+    tree = ET.parse(xosc)
+    edit(tree.getroot())
+    out = tmp_path / "edited.xosc"
+    tree.write(out)
+    return out
+
+
+def test_unsupported_elements_are_named_by_their_xml_path(tmp_path: Path) -> None:
+    def expression(root: ET.Element) -> None:
+        root.find(".//LanePosition").set("s", "${$x * 2}")  # type: ignore[union-attr]
+
+    with pytest.raises(
+        OpenScenarioError, match=r"LanePosition: s='\$\{\$x \* 2\}': parameter expressions"
+    ):
+        import_xosc(_broken(tmp_path, expression))
+
+    def trajectory(root: ET.Element) -> None:
+        pa = root.find(".//Event/Action/PrivateAction")
+        assert pa is not None
+        for c in list(pa):
+            pa.remove(c)
+        ET.SubElement(ET.SubElement(pa, "RoutingAction"), "FollowTrajectoryAction")
+
+    with pytest.raises(
+        OpenScenarioError,
+        match=r"Event\[actor0_event0_set_speed\]/Action\[.*\]/PrivateAction/RoutingAction: "
+        r"action not supported",
+    ):
+        import_xosc(_broken(tmp_path, trajectory))
+
+    def controller(root: ET.Element) -> None:
+        pv = root.find(".//Private[@entityRef='actor0']")
+        assert pv is not None
+        ca = ET.SubElement(ET.SubElement(pv, "PrivateAction"), "ControllerAction")
+        ET.SubElement(ca, "ActivateControllerAction", longitudinal="true", lateral="true")
+
+    with pytest.raises(
+        OpenScenarioError, match=r"Private/PrivateAction/ControllerAction: not supported in Init"
+    ):
+        import_xosc(_broken(tmp_path, controller))
+
+    def pedestrian(root: ET.Element) -> None:
+        so = root.find("Entities/ScenarioObject[@name='actor0']")
+        assert so is not None
+        so[0].tag = "Pedestrian"
+
+    with pytest.raises(
+        OpenScenarioError, match=r"ScenarioObject\[actor0\]/Pedestrian.*vehicles only"
+    ):
+        import_xosc(_broken(tmp_path, pedestrian))
+
+
+@needs_data
+def test_slow_preceding_vehicle_imports_and_runs() -> None:
+    spec = import_xosc(SR / "asam_osc1.0_examples" / "SlowPrecedingVehicle.xosc")
+    assert spec.road.kind == "segments" and spec.road.num_lanes == 2
+    assert spec.road.lane_width == pytest.approx(3.9)
+    assert spec.ego.lane == -2 and spec.ego.speed == pytest.approx(27.778)  # laneId -3
+    (a1,) = spec.actors
+    assert a1.lane == -2 and a1.speed == pytest.approx(22.222)
+    # 200 m apart reference point to reference point (box centres 1.5 and 1.4 m ahead of them),
+    # on a road that starts straight for ~100 m, so the offset mapping barely moves them.
+    assert a1.s - spec.ego.s == pytest.approx(200.0 - 0.1, abs=0.05)
+    g = build_road(spec.road)
+    st = world.reset([spec], g, [np.random.default_rng(0)])
+    for _ in range(30):
+        st = world.step(st, np.zeros((1, 2), np.float32), world.SimParams(), g)
+    assert np.isfinite(st.x[st.valid]).all() and st.speed[0, 1] == pytest.approx(22.222, abs=0.1)
+
+
+@needs_data
+@pytest.mark.parametrize(
+    ("path", "match"),
+    [
+        (
+            SR / "FollowLeadingVehicle.xosc",
+            r"LogicFile '.*Town01': a CARLA town map; the OpenDRIVE map importer",
+        ),
+        (SR / "LaneChangeSimple.xosc", r"LogicFile '.*Town04': a CARLA town map"),
+        (
+            SR / "asam_osc1.0_examples" / "CutIn.xosc",
+            r"Event\[Event1\]/Action\[Action1\]/PrivateAction/RoutingAction: action not supported",
+        ),
+        (
+            SR / "asam_osc1.0_examples" / "EndOfTrafficJam.xosc",
+            r"AB_RQ31_Crest.xodr': file not found",
+        ),
+        (
+            SR / "asam_osc1.0_examples" / "DoubleLaneChanger.xosc",
+            r"SampleDatabase.xodr': 70 roads and 10 junctions",
+        ),
+        (ESMINI / "cut-in.xosc", r"e6mini.xodr': planView/geometry\[0\]/paramPoly3 is not a line"),
+        (ESMINI / "cut-in_simple.xosc", r"RelativeRoadPosition: t=1.57 m .*opposite traffic"),
+        (
+            ESMINI / "acc-test.xosc",
+            r"AbsoluteTargetSpeed: value='\$\{\$EgoSpeed / 3.6\}': parameter expressions",
+        ),
+        (ESMINI / "lane_change_simple.xosc", r"Event\[Lane change event\]: events on the ego"),
+        (ESMINI / "alks_cut-in.xosc", r"LanePosition/Orientation: a heading other than the lane's"),
+    ],
+    ids=lambda v: v.name if isinstance(v, Path) else "",
+)
+def test_unsupported_examples_fail_naming_the_element(path: Path, match: str) -> None:
+    with pytest.raises(OpenScenarioError, match=match):
+        import_xosc(path)
