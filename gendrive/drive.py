@@ -1,6 +1,7 @@
 """``gendrive drive``: drive one environment live with a safety driver who can take over.
 
-The policy (``policy=rule_based``; ``policy=none`` for pure manual driving) drives the ego; the
+The policy (``policy=rule_based``, a PPO checkpoint or a ``gendrive train`` run directory;
+``policy=none`` for pure manual driving) drives the ego; the
 human takes over at any moment with the ``input=`` device (keyboard, gamepad, wheel) and hands
 back with the hand-back button (rules: :mod:`policy.override.arbiter`). A pygame window shows
 the bird's-eye view with a HUD: speed, the mode in a clear colour (green AUTONOMOUS, orange
@@ -45,7 +46,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import cv2
 import numpy as np
@@ -69,6 +70,9 @@ from sim.render import BevStyle, render_bev, route_polyline
 from sim.road import LaneGraph
 from sim.scenario import ScenarioSpec, SpecError
 from sim.state import WorldState
+
+if TYPE_CHECKING:
+    from policy.rule_based import Driver
 
 U8 = NDArray[np.uint8]
 
@@ -162,7 +166,15 @@ def session_config(cfg: DriveConfig, log: TextIO = sys.stdout) -> DriveConfig:
                 file=log,
             )
     if cfg.policy not in POLICIES:
-        raise ValueError(f"policy: expected one of {list(POLICIES)}, got {cfg.policy!r}")
+        from policy.load import PolicyError, resolve_checkpoint
+
+        try:
+            resolve_checkpoint(cfg.policy)
+        except PolicyError as e:
+            raise ValueError(
+                f"policy: expected one of {list(POLICIES)}, a .pt checkpoint or a "
+                f"'gendrive train' run directory; {e}"
+            ) from None
     if cfg.policy == "none":
         cfg = replace(
             cfg, override=replace(cfg.override, start_mode="human", allow_hand_back=False)
@@ -441,6 +453,22 @@ def _warm_up(env: DriveVectorEnv, mcfg: MetricsConfig) -> None:
     evaluate(st, idle, world.step(st, idle, env.params, env.road), env.road, mcfg)
 
 
+def _policy_driver(cfg: DriveConfig, vehicle: Any) -> Driver | None:
+    """The autonomous driver of the session: rule-based, a trained PPO policy, or none.
+
+    A checkpoint is loaded before the window opens, so a checkpoint that does not fit the
+    simulator's observation fails with a message naming the file and the mismatch.
+    """
+    from policy.load import load_ppo_driver, resolve_checkpoint
+    from policy.rule_based import RuleBasedDriver, RuleBasedParams
+
+    if cfg.policy == "none":
+        return None
+    if cfg.policy == "rule_based":
+        return RuleBasedDriver(RuleBasedParams(lane_change=cfg.lane_change), vehicle)
+    return load_ppo_driver(resolve_checkpoint(cfg.policy))
+
+
 def drive(
     cfg: DriveConfig,
     out_dir: Path,
@@ -462,8 +490,6 @@ def drive(
         DeviceError: the input device is missing or unusable (names it).
         ValueError, SpecError, FileNotFoundError: a bad config, scenario or trace (names it).
     """
-    from policy.rule_based import RuleBasedDriver, RuleBasedParams
-
     cfg = session_config(cfg, log)
     spec = scenario_spec(cfg)
     mcfg = metrics_config(cfg)
@@ -497,11 +523,7 @@ def drive(
             window.close()
         raise
     print(f"input: {cfg.input.name} ({getattr(device, 'device_name', cfg.input.kind)})", file=log)
-    policy = (
-        RuleBasedDriver(RuleBasedParams(lane_change=cfg.lane_change), env.params.vehicle)
-        if cfg.policy == "rule_based"
-        else None
-    )
+    policy = _policy_driver(cfg, env.params.vehicle)
     no_policy = np.full((1, 2), np.nan, np.float32)
     sup = Supervisor(1, road, cfg.override, cfg.shield, cfg.failsafe, env.params.vehicle)
     tlog = TakeoverLog(1, device.source)

@@ -45,7 +45,8 @@ class DriveConfig:
     override: ArbiterParams = field(default_factory=ArbiterParams)
     shield: ShieldParams = field(default_factory=ShieldParams)
     failsafe: FailsafeParams = field(default_factory=FailsafeParams)
-    policy: str = "rule_based"  # who drives when the human does not: rule_based | none
+    # who drives when the human does not: rule_based | none | a .pt checkpoint or train run dir
+    policy: str = "rule_based"
     lane_change: bool = True  # the rule-based policy may change lanes
     headless: bool = False  # no window: replay a trace (input=scripted) or drive a joystick blind
     realtime: bool | None = None  # pace ticks at sim.dt; None: with a window yes, headless no

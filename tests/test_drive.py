@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -267,3 +268,67 @@ def test_console_devices_once(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "joystick" in res.stdout
     assert list(tmp_path.iterdir()) == []  # a listing writes nothing
+
+
+# The smallest PPO run (as tests/test_evaluate.py): lane keeping on one empty lane, one update.
+TINY_TRAIN = [
+    "scenario.road.num_lanes=1",
+    "scenario.ego.lane=-1",
+    "scenario.traffic.count=0",
+    "scenario.ego.route_length=300",
+    "scenario.ego.speed=15",
+    "ppo=small",
+    "ppo.num_envs=8",
+    "ppo.num_steps=32",
+    "eval_episodes=2",
+    "eval_every=1",
+    "progress_bar=false",
+    "total_steps=256",
+]
+
+
+def test_a_trained_checkpoint_drives_and_the_human_takes_over(tmp_path: Path) -> None:
+    from gendrive.train import train
+    from gendrive.train_config import TrainConfig
+
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        tcfg = OmegaConf.to_object(compose(config_name="train", overrides=TINY_TRAIN))
+    assert isinstance(tcfg, TrainConfig)
+    run = tmp_path / "train"
+    train(tcfg, run, log=StringIO())
+
+    trace = tmp_path / "t.jsonl"
+    lines = [{"t": k * DT} for k in range(20)]
+    lines += [{"t": k * DT, "brake": 0.3} for k in range(20, 30)]
+    lines += [{"t": k * DT, "hand_back": k == 60} for k in range(30, 80)]
+    trace.write_text("\n".join(json.dumps(x) for x in lines))
+    base = ["headless=true", "input=scripted", f"input.trace={trace}", "replay_settings=false"]
+    out = tmp_path / "ppo"
+    summary = drive(_compose([*base, f"policy={run}"]), out, log=StringIO())
+    assert summary["ticks"] == 80 and summary["takeovers"] == 1
+    steps = _rows(out / "steps.csv")
+    assert [r["mode"] for r in steps[:20]] == ["AUTONOMOUS"] * 20
+    assert [r["mode"] for r in steps[20:60]] == ["HUMAN"] * 40
+    assert [r["mode"] for r in steps[60:]] == ["AUTONOMOUS"] * 20
+    assert float(steps[20]["executed_accel"]) == pytest.approx(-0.3)  # the human's brake
+    assert {r["episode"] for r in steps} == {"0"}
+
+    # The checkpoint, not the rule-based driver, proposed the actions.
+    rb = tmp_path / "rb"
+    drive(_compose([*base, "policy=rule_based"]), rb, log=StringIO())
+    ppo_a = [float(r["policy_accel"]) for r in steps[:20]]
+    rb_a = [float(r["policy_accel"]) for r in _rows(rb / "steps.csv")[:20]]
+    assert all(math.isfinite(a) for a in ppo_a) and ppo_a != rb_a
+
+    # The session replays exactly from its trace (which names the checkpoint).
+    replay = tmp_path / "replay"
+    rcfg = _compose(["headless=true", "input=scripted", f"input.trace={out / 'commands.jsonl'}"])
+    drive(rcfg, replay, log=StringIO())
+    assert (replay / "steps.csv").read_text() == (out / "steps.csv").read_text()
+
+
+def test_an_unknown_policy_names_what_was_expected(tmp_path: Path) -> None:
+    cfg = _compose(["headless=true", "policy=nowhere/run.pt"])
+    with pytest.raises(ValueError, match=r"policy: expected one of .* nowhere/run.pt"):
+        drive(cfg, tmp_path, log=StringIO())
