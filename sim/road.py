@@ -119,6 +119,9 @@ class LaneGraph:
     section_s0: F32
     name: str = "road"
     key: str = field(default="")
+    # per lane (L,): the lane runs against its road's reference line (OpenDRIVE left lanes in
+    # right-hand traffic); its s_ref then counts from the section end. None: none does.
+    lane_reversed: BoolArr | None = field(default=None, compare=False)
     # Derived in __post_init__ so the per-step kernels skip recomputing them (each saved array
     # op is ~1 us at B=1). Per sample (P,): the segment to the next sample (0 at a lane's last
     # sample, which never starts a segment) and its squared length, floored as the projection
@@ -199,6 +202,8 @@ class LaneGraph:
             length = float(self.section_length[sec])
             if s0 - 1e-3 <= s_ref <= s0 + length + 1e-3:
                 local = float(np.clip(s_ref - s0, 0.0, length))
+                if self.lane_reversed is not None and self.lane_reversed[li]:
+                    local = length - local
                 s = float(s_ref_to_s(self, np.array([li]), np.array([local], np.float32))[0])
                 return int(li), s
         total = max(

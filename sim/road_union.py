@@ -60,6 +60,7 @@ def _check_fields_covered() -> None:
         "section_road",
         "name",
         "key",
+        "lane_reversed",
     }
     init = {f.name for f in dataclasses.fields(LaneGraph) if f.init}
     missing = init - known
@@ -113,6 +114,8 @@ def union(graphs: Sequence[LaneGraph], gap_m: float = UNION_GAP_M) -> tuple[Lane
             put(name, np.where(v >= 0, v + n_lanes, v).astype(np.int32))
         for name in _SECTION_FIELDS:
             put(name, getattr(g, name))
+        rev = g.lane_reversed
+        put("lane_reversed", np.zeros(g.num_lanes, np.bool_) if rev is None else rev)
         put("lane_start", (g.lane_start + n_points).astype(np.int32))
         put("section", (g.section + n_sections).astype(np.int32))
         put("odr_road", (g.odr_road + offsets[k]).astype(np.int32))
