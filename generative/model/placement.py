@@ -1,0 +1,318 @@
+"""Lane-by-lane, vehicle-by-vehicle placement on any procedural road, batched over scenes.
+
+Placement runs downstream to upstream: the front vehicle of a lane goes a random offset behind
+the end of the range (``u * spacing`` with ``u ~ U(0, 1)`` and ``spacing = 1000 / density``, so
+the range's end is not a special place), then each next vehicle goes its sampled bumper gap
+behind the previous one's rear, until one would not fit in the range. Lanes are filled left to
+right so that a lane can see its left neighbour's speeds. Each step is one call of a *proposal*
+(the learned model, or the rule-based baseline) for every scene still placing in that lane, so
+the Python loop runs over steps, never over vehicles.
+
+``keep_clear`` zones: a vehicle whose body would overlap a zone on its lane is moved behind the
+zone, its sampled gap measured from the zone's start (the zone's rear acts as its leader).
+
+Closed lanes (ring roads): the front vehicle also reserves a one-second headway at its own
+speed ahead of it (``CLOSED_RESERVE_S``), since the last vehicle placed comes round behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from generative.model.validity import Vehicles
+from sim import road as R
+from sim.scenario import RoadSpec, SpecError, build_road, is_closed, road_length
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+B = NDArray[np.bool_]
+
+MIN_SPACING_M = 3.0  # [m] bound on the step count: no proposal packs vehicles tighter
+CLOSED_RESERVE_S = 1.0  # [s] headway the front vehicle of a closed lane keeps to the last one
+
+
+class SamplerError(ValueError):
+    """A road or argument the traffic samplers cannot handle; the message names it."""
+
+
+@dataclass(frozen=True)
+class RoadContext:
+    """What placement needs to know about a road (procedural, one road, one lane section).
+
+    Attributes:
+        road: The spec.
+        graph: Its lane graph.
+        lanes: Graph lane index of each driving lane, leftmost first (OpenDRIVE id -1, -2, ..).
+        length: Reference length of road 0 [m].
+        closed: Whether the lanes loop (ring road).
+        lane_length: Lane-centre length of each driving lane [m].
+    """
+
+    road: RoadSpec
+    graph: R.LaneGraph
+    lanes: I64
+    length: float
+    closed: bool
+    lane_length: F64
+
+    @property
+    def num_lanes(self) -> int:
+        """Driving lanes L."""
+        return int(self.lanes.shape[0])
+
+    def to_lane_s(self, lane: I64, s_ref: F64) -> F64:
+        """Lane-centre ``s`` of reference ``s_ref`` on lane index ``lane`` (0 = leftmost)."""
+        if lane.size == 0:
+            return np.zeros(0)
+        gl = self.lanes[lane].astype(np.int32)
+        out: F64 = R.s_ref_to_s(self.graph, gl, s_ref.astype(np.float32)).astype(np.float64)
+        return out
+
+
+def road_context(road: RoadSpec) -> RoadContext:
+    """The :class:`RoadContext` of a procedural road.
+
+    Raises:
+        SamplerError: the road cannot be built or has more than one lane section.
+    """
+    try:
+        g = build_road(road)
+    except SpecError as e:
+        raise SamplerError(f"road: {e}") from None
+    if g.section_length.shape[0] != 1:
+        raise SamplerError(
+            f"road.kind {road.kind!r}: traffic samplers need one road with one lane section, "
+            f"got {g.section_length.shape[0]} sections"
+        )
+    lanes = []
+    for k in range(road.num_lanes):
+        idx = np.flatnonzero((g.odr_road == 0) & (g.odr_lane == -(k + 1)))
+        if idx.size == 0:
+            raise SamplerError(f"road: lane {-(k + 1)} of road 0 not in the lane graph")
+        lanes.append(int(idx[0]))
+    li = np.array(lanes, np.int64)
+    return RoadContext(
+        road=road,
+        graph=g,
+        lanes=li,
+        length=road_length(g, 0),
+        closed=is_closed(g, int(li[0])),
+        lane_length=g.lane_length[li].astype(np.float64),
+    )
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What a proposal returns for each queried row: the next vehicle behind the previous one.
+
+    Attributes:
+        gap: Bumper gap to the previous vehicle's rear [m] (ignored for front vehicles).
+        v: Speed / speed limit.
+        length: [m].
+        width: [m].
+    """
+
+    gap: F64
+    v: F64
+    length: F64
+    width: F64
+
+
+@dataclass(frozen=True)
+class PlacementState:
+    """The inputs of one placement step, ``(Q,)`` each, for the Q rows still placing.
+
+    Attributes:
+        scene: Scene of each row.
+        lane: Lane index (0 = leftmost) being filled.
+        num_lanes: Lanes of the road.
+        first: Whether the row places its lane's front vehicle.
+        prev_v: Previous (leader) vehicle's speed / limit (0 when first).
+        prev_gap: Previous vehicle's gap to its own leader [m] (NaN: none).
+        prev_len: Previous vehicle's length [m] (0 when first).
+        left_v: Mean speed / limit of the lane to the left (NaN: no such lane or it is empty).
+    """
+
+    scene: I64
+    lane: int
+    num_lanes: int
+    first: B
+    prev_v: F64
+    prev_gap: F64
+    prev_len: F64
+    left_v: F64
+
+
+ProposeFn = Callable[[PlacementState], Proposal]
+
+
+def zone_matrix(
+    zones: Sequence[Sequence[tuple[int, int, float, float]]], n_scenes: int, num_lanes: int
+) -> tuple[F64, F64]:
+    """keep_clear zones as padded ``(S, L, Z)`` matrices of ``s_lo`` and ``s_hi``.
+
+    Zones on another road or lane than road 0's driving lanes are ignored; padding is an empty
+    zone at +inf.
+    """
+    per = [
+        [(z[2], z[3]) for z in zs if int(z[0]) == 0 and 1 <= -int(z[1]) <= num_lanes]
+        for zs in zones
+    ]
+    zmax = max([0, *(len(p) for p in per)])
+    lo = np.full((n_scenes, num_lanes, max(zmax, 1)), np.inf)
+    hi = np.full((n_scenes, num_lanes, max(zmax, 1)), np.inf)
+    for b, zs in enumerate(zones):
+        cnt = np.zeros(num_lanes, np.int64)
+        for z in zs:
+            k = -int(z[1]) - 1
+            if int(z[0]) != 0 or not 0 <= k < num_lanes:
+                continue
+            lo[b, k, cnt[k]] = float(z[2])
+            hi[b, k, cnt[k]] = float(z[3])
+            cnt[k] += 1
+    return lo, hi
+
+
+def place(
+    ctx: RoadContext,
+    propose: ProposeFn,
+    density: F64,
+    s_range: tuple[float, float],
+    zones_lo: F64,
+    zones_hi: F64,
+    rng: np.random.Generator,
+) -> tuple[I64, I64, F64, F64, F64, F64, F64]:
+    """Fill every lane of S scenes (see module docstring).
+
+    Args:
+        ctx: The road.
+        propose: The next vehicle for each row of a :class:`PlacementState`.
+        density: Requested vehicles per km and lane of each scene, ``(S,)``.
+        s_range: Reference ``s`` range to fill [m].
+        zones_lo, zones_hi: keep_clear zones, ``(S, L, Z)`` (:func:`zone_matrix`).
+        rng: Offsets of the front vehicles.
+
+    Returns:
+        ``(scene, lane, s_ref, gap_to_previous (NaN for front vehicles), v / limit, length,
+        width)``, each ``(M,)``.
+    """
+    n_s = int(density.shape[0])
+    lo, hi = s_range
+    spacing = 1000.0 / np.maximum(density, 1e-3)
+    max_steps = int(np.ceil((hi - lo) / MIN_SPACING_M)) + zones_lo.shape[2] + 2
+    out: list[tuple[I64, I64, F64, F64, F64, F64, F64]] = []
+    left_v = np.full(n_s, np.nan)
+    all_scenes = np.arange(n_s, dtype=np.int64)
+    for k in range(ctx.num_lanes):
+        zl, zh = zones_lo[:, k, :], zones_hi[:, k, :]
+        active = np.ones(n_s, np.bool_)
+        first = np.ones(n_s, np.bool_)
+        rear = np.full(n_s, float(hi))
+        floor = np.full(n_s, float(lo))
+        prev_v = np.zeros(n_s)
+        prev_gap = np.full(n_s, np.nan)
+        prev_len = np.zeros(n_s)
+        offset = rng.uniform(0.0, 1.0, n_s) * spacing
+        lane_sum = np.zeros(n_s)
+        lane_cnt = np.zeros(n_s)
+        for _ in range(max_steps):
+            q = np.flatnonzero(active)
+            if q.size == 0:
+                break
+            st = PlacementState(
+                scene=all_scenes[q],
+                lane=k,
+                num_lanes=ctx.num_lanes,
+                first=first[q],
+                prev_v=prev_v[q],
+                prev_gap=prev_gap[q],
+                prev_len=prev_len[q],
+                left_v=left_v[q],
+            )
+            p = propose(st)
+            limit = ctx.road.speed_limit
+            gap = np.where(first[q], offset[q], p.gap)
+            if ctx.closed:
+                gap = np.where(first[q], gap + CLOSED_RESERVE_S * p.v * limit, gap)
+            s = rear[q] - gap - 0.5 * p.length
+            # Behind any keep_clear zone the body would overlap (chains of zones: repeat).
+            for _ in range(zl.shape[1] + 1):
+                over = (s[:, None] + 0.5 * p.length[:, None] > zl[q]) & (
+                    s[:, None] - 0.5 * p.length[:, None] < zh[q]
+                )
+                if not over.any():
+                    break
+                z_start = np.where(over, zl[q], np.inf).min(1)
+                s = np.where(over.any(1), np.minimum(s, z_start - gap - 0.5 * p.length), s)
+            fits = s - 0.5 * p.length >= floor[q]
+            placed = q[fits]
+            active[q[~fits]] = False
+            if placed.size == 0:
+                continue
+            f = fits
+            actual_gap = np.where(first[placed], np.nan, rear[placed] - (s[f] + 0.5 * p.length[f]))
+            out.append(
+                (
+                    placed.astype(np.int64),
+                    np.full(placed.size, k, np.int64),
+                    s[f],
+                    actual_gap,
+                    p.v[f],
+                    p.length[f],
+                    p.width[f],
+                )
+            )
+            if ctx.closed:
+                # The front vehicle's front, one lap back, bounds the lane from below.
+                was_first = first[placed]
+                fl = placed[was_first]
+                floor[fl] = s[f][was_first] + 0.5 * p.length[f][was_first] - ctx.length
+                floor[fl] = np.maximum(floor[fl], lo)
+            rear[placed] = s[f] - 0.5 * p.length[f]
+            prev_v[placed] = p.v[f]
+            prev_gap[placed] = actual_gap
+            prev_len[placed] = p.length[f]
+            first[placed] = False
+            lane_sum[placed] += p.v[f]
+            lane_cnt[placed] += 1
+        left_v = np.where(lane_cnt > 0, lane_sum / np.maximum(lane_cnt, 1), np.nan)
+    if not out:
+        e = np.zeros(0)
+        ei = np.zeros(0, np.int64)
+        return ei, ei, e, e, e, e, e
+    cols = [np.concatenate([o[j] for o in out]) for j in range(7)]
+    return cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6]
+
+
+def to_vehicles(
+    ctx: RoadContext,
+    scene: I64,
+    lane: I64,
+    s_ref: F64,
+    speed: F64,
+    length: F64,
+    width: F64,
+    beh: F64,
+) -> Vehicles:
+    """Assemble :class:`Vehicles` (``beh`` is ``(M, 5)``: v0 [m/s], T, s0, a, b)."""
+    s = ctx.to_lane_s(lane, s_ref)
+    if ctx.closed:
+        s = np.mod(s, ctx.lane_length[lane])
+    return Vehicles(
+        scene,
+        lane,
+        s_ref,
+        s,
+        speed,
+        length,
+        width,
+        beh[:, 0],
+        beh[:, 1],
+        beh[:, 2],
+        beh[:, 3],
+        beh[:, 4],
+    )

@@ -1,0 +1,304 @@
+"""The learned background-traffic sampler: :class:`LearnedTrafficSampler`.
+
+Sampling a scene (:meth:`LearnedTrafficSampler.sample_vehicles`):
+
+1. **Placement** (:mod:`generative.model.placement`): lanes left to right, vehicles front to
+   back; each vehicle's (gap to the previous vehicle, speed / limit, length, width) is one draw
+   of the placement head given the scene's density and difficulty, the lane's position, the
+   previous vehicle and the left lane's mean speed.
+2. **Behaviour**: the behaviour head draws each vehicle's IDM parameters (v0 / limit, T, s0, a,
+   b) given its sampled speed, gap, the density and difficulty. MOBIL parameters are not in
+   the data (NGSIM has 62 lane changes): they follow a fixed rule in the difficulty
+   (:data:`POLITENESS`, :data:`LC_THRESHOLD_MPS2`).
+3. **Validity** (:mod:`generative.model.validity`): repair or reject; counts accumulate in
+   :attr:`LearnedTrafficSampler.stats`.
+
+Conditioning rules.
+
+- *Speed limit*: speeds (and v0) are fractions of the limit, learned on US-101 with its posted
+  65 mph (29.1 m/s). A road posted at 16.7 m/s gets the same fractions of 16.7 m/s.
+- *Lanes*: US-101 has 5 main lanes; a road with L lanes uses lane positions 0..1 across its L
+  lanes (leftmost 0, rightmost 1) and the edge-lane flags. The lane count itself is not an input
+  (the data has only one).
+- *Density*: the model is conditioned on ``clip(density, lo, hi)``, ``[lo, hi]`` the 5th-95th
+  percentile of training snapshots (stored with the weights, ~14-43 veh/km/lane). Outside it,
+  every gap is stretched so the spacing (gap + length) scales by ``clip(d) / d``: a requested
+  8 veh/km/lane gets US-101's lightest traffic at 1.8x the spacing. Speeds stay the model's at
+  the clipped density (US-101 has no free-flowing traffic to learn from).
+- *Difficulty* in [0, 1] is the placement head's ``difficulty`` input: during training it is
+  each lane-snapshot's rank by median time headway (1 = shortest headways), so raising it draws
+  shorter headways as they occur in the data. It also lowers MOBIL politeness and the
+  lane-change threshold (more aggressive lane changes).
+- *Family*: no recording is labelled with a scenario family, so a family conditions the model
+  through the density and difficulty it draws (:mod:`generative.families`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from generative.model.dataset import (
+    DENSITY_SCALE,
+    FEATURES,
+    LENGTH_SCALE,
+    US101_SPEED_LIMIT_MPS,
+    from_z,
+)
+from generative.model.network import NetConfig, TrafficNet
+from generative.model.placement import (
+    PlacementState,
+    Proposal,
+    RoadContext,
+    SamplerError,
+    place,
+    road_context,
+    to_vehicles,
+    zone_matrix,
+)
+from generative.model.validity import ValidityCounts, Vehicles, make_valid
+from sim.scenario import ActorSpec, BehaviorSpec, RoadSpec
+
+F64 = NDArray[np.float64]
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "traffic_model.pt"
+WEIGHTS_FORMAT = 1
+POLITENESS = (0.5, 0.1)  # [-] MOBIL politeness at difficulty 0 and 1 (Kesting 2007: 0..1)
+LC_THRESHOLD_MPS2 = (0.3, 0.1)  # [m/s^2] MOBIL threshold at difficulty 0 and 1 (Kesting: 0.1)
+
+
+def load_net(path: str | Path | None = None) -> tuple[TrafficNet, dict[str, Any]]:
+    """The network and its metadata from a weights file (default: the shipped weights).
+
+    Raises:
+        SamplerError: missing file, or a file that is not traffic-model weights of this format.
+    """
+    p = Path(path) if path is not None else DEFAULT_WEIGHTS
+    if not p.is_file():
+        raise SamplerError(
+            f"{p}: traffic model weights not found; train them with "
+            "`python -m generative.model.train`"
+        )
+    try:
+        blob = torch.load(p, map_location="cpu", weights_only=True)
+        meta = blob["meta"]
+        if meta.get("format") != WEIGHTS_FORMAT:
+            raise SamplerError(
+                f"{p}: weights format {meta.get('format')!r}, expected {WEIGHTS_FORMAT}"
+            )
+        net = TrafficNet(NetConfig(**meta["placement"]), NetConfig(**meta["behavior"]))
+        net.load_state_dict(blob["state"])
+    except SamplerError:
+        raise
+    except Exception as e:  # a foreign or truncated file: name it
+        raise SamplerError(f"{p}: not traffic model weights ({type(e).__name__}: {e})") from None
+    net.eval()
+    return net, meta
+
+
+def _mobil(difficulty: F64) -> tuple[F64, F64]:
+    d = np.clip(difficulty, 0.0, 1.0)
+    pol = POLITENESS[0] + d * (POLITENESS[1] - POLITENESS[0])
+    thr = LC_THRESHOLD_MPS2[0] + d * (LC_THRESHOLD_MPS2[1] - LC_THRESHOLD_MPS2[0])
+    return pol, thr
+
+
+def to_actors(v: Vehicles, difficulty: float) -> tuple[ActorSpec, ...]:
+    """Scene vehicles as ActorSpecs on road 0 (lane index k -> OpenDRIVE lane -(k + 1))."""
+    pol, thr = _mobil(np.array(difficulty))
+    out = []
+    order = np.lexsort((v.s_ref, v.lane))
+    for i in order:
+        beh = BehaviorSpec(
+            v0=float(v.v0[i]),
+            headway=float(v.headway[i]),
+            min_gap=float(v.min_gap[i]),
+            a_max=float(v.a_max[i]),
+            b_comf=float(v.b_comf[i]),
+            politeness=float(pol),
+            lc_threshold=float(thr),
+        )
+        out.append(
+            ActorSpec(
+                lane=-(int(v.lane[i]) + 1),
+                s=float(v.s_ref[i]),
+                speed=float(v.speed[i]),
+                length=float(v.length[i]),
+                width=float(v.width[i]),
+                behavior=beh,
+            )
+        )
+    return tuple(out)
+
+
+class LearnedTrafficSampler:
+    """Background traffic from the learned model; implements
+    :class:`generative.sampling.TrafficSampler` (see the module docstring).
+
+    Args:
+        weights: Weights file (default: the shipped ``weights/traffic_model.pt``).
+        temperature: Scale of the mixture components' std at sampling (1: the learned model).
+    """
+
+    name = "learned"
+
+    def __init__(self, weights: str | Path | None = None, temperature: float = 1.0) -> None:
+        self.net, self.meta = load_net(weights)
+        self.temperature = float(temperature)
+        lo, hi = self.meta["density_range"]
+        self.density_range = (float(lo), float(hi))
+        self._stats = ValidityCounts()
+
+    @property
+    def stats(self) -> ValidityCounts:
+        """Validity counts accumulated over every call so far."""
+        return self._stats
+
+    @property
+    def default_density(self) -> float:
+        """[veh/km/lane] density used when none is asked for: the middle of the trained range."""
+        return 0.5 * (self.density_range[0] + self.density_range[1])
+
+    def sample_traffic(
+        self,
+        road: RoadSpec,
+        rng: np.random.Generator,
+        *,
+        density_veh_per_km_lane: float | None = None,
+        s_range: tuple[float, float] | None = None,
+        keep_clear: Sequence[tuple[int, int, float, float]] = (),
+        difficulty: float = 0.0,
+    ) -> tuple[ActorSpec, ...]:
+        """One scene of background vehicles on ``road`` (the TrafficSampler protocol)."""
+        d = self.default_density if density_veh_per_km_lane is None else density_veh_per_km_lane
+        veh, _ = self.sample_vehicles(
+            road_context(road),
+            rng,
+            np.array([float(d)]),
+            np.array([float(difficulty)]),
+            s_range=s_range,
+            zones=[tuple(keep_clear)],
+        )
+        return to_actors(veh, difficulty)
+
+    def sample_vehicles(
+        self,
+        ctx: RoadContext,
+        rng: np.random.Generator,
+        density: F64,
+        difficulty: F64,
+        s_range: tuple[float, float] | None = None,
+        zones: Sequence[Sequence[tuple[int, int, float, float]]] | None = None,
+    ) -> tuple[Vehicles, ValidityCounts]:
+        """S scenes at once on one road, all randomness from ``rng``.
+
+        Args:
+            ctx: The road (:func:`generative.model.placement.road_context`).
+            rng: Random generator.
+            density: Vehicles per km and lane of each scene, ``(S,)``.
+            difficulty: Difficulty of each scene in [0, 1], ``(S,)``.
+            s_range: Reference s range [m] (None: the whole road).
+            zones: keep_clear zones of each scene (None: none).
+
+        Returns:
+            (valid vehicles of all scenes, this call's validity counts).
+        """
+        density = np.asarray(density, np.float64)
+        difficulty = np.asarray(difficulty, np.float64)
+        _check(density, difficulty)
+        n_s = density.shape[0]
+        lo, hi = s_range if s_range is not None else (0.0, ctx.length)
+        if not 0.0 <= lo < hi <= ctx.length + 1e-6:
+            raise SamplerError(
+                f"s_range: expected 0 <= lo < hi <= {ctx.length:.1f}, got {(lo, hi)}"
+            )
+        zl, zh = zone_matrix(zones if zones is not None else [()] * n_s, n_s, ctx.num_lanes)
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        d_lo, d_hi = self.density_range
+        d_cond = np.clip(density, d_lo, d_hi)
+        stretch = d_cond / np.maximum(density, 1e-3)
+        limit = ctx.road.speed_limit
+        net, temp = self.net, self.temperature
+
+        def propose(st: PlacementState) -> Proposal:
+            q = st.scene
+            lane_pos = st.lane / (st.num_lanes - 1) if st.num_lanes > 1 else 0.5
+            has_gap = np.isfinite(st.prev_gap)
+            has_left = np.isfinite(st.left_v)
+            n = q.shape[0]
+            cols = {
+                "density": d_cond[q] / DENSITY_SCALE,
+                "difficulty": difficulty[q],
+                "lane_pos": np.full(n, lane_pos),
+                "is_left": np.full(n, float(st.lane == 0)),
+                "is_right": np.full(n, float(st.lane == st.num_lanes - 1)),
+                "first": st.first.astype(np.float64),
+                "prev_v": st.prev_v,
+                "prev_log_gap": np.where(
+                    has_gap, np.log(np.maximum(np.nan_to_num(st.prev_gap), 0.1)), 0.0
+                ),
+                "prev_has_gap": has_gap.astype(np.float64),
+                "prev_len": st.prev_len / LENGTH_SCALE,
+                "left_v": np.where(has_left, np.nan_to_num(st.left_v), 0.0),
+                "has_left": has_left.astype(np.float64),
+            }
+            x = torch.from_numpy(np.stack([cols[f] for f in FEATURES], 1).astype(np.float32))
+            y = net.placement.sample(x, gen, temp).numpy().astype(np.float64)
+            length = np.exp(y[:, 2])
+            gap = np.exp(np.minimum(y[:, 0], 7.0))  # e^7 = 1.1 km: a far tail, not an overflow
+            k = stretch[q]
+            gap = gap * k + (k - 1.0) * length  # spacing scales by k (module docstring)
+            return Proposal(gap=gap, v=y[:, 1], length=length, width=y[:, 3])
+
+        with torch.no_grad():
+            scene, lane, s_ref, gap, v, length, width = place(
+                ctx, propose, density, (lo, hi), zl, zh, rng
+            )
+            has_gap = np.isfinite(gap)
+            bx = np.stack(
+                [
+                    v,
+                    np.where(has_gap, np.log(np.maximum(np.nan_to_num(gap), 0.1)), 0.0),
+                    has_gap.astype(np.float64),
+                    d_cond[scene] / DENSITY_SCALE,
+                    difficulty[scene],
+                ],
+                1,
+            ).astype(np.float32)
+            if scene.size:
+                z = net.behavior.sample(torch.from_numpy(bx), gen, temp).numpy().astype(np.float64)
+            else:
+                z = np.zeros((0, 5))
+        beh = from_z(z)
+        beh[:, 0] *= limit
+        veh = to_vehicles(ctx, scene, lane, s_ref, v * limit, length, width, beh)
+        out, counts = make_valid(veh, limit, ctx.lane_length if ctx.closed else None)
+        self._stats = self._stats + counts
+        return out, counts
+
+
+def _check(density: F64, difficulty: F64) -> None:
+    if density.ndim != 1 or density.shape != difficulty.shape:
+        raise SamplerError(
+            f"density/difficulty: expected two (S,) arrays, got shapes {density.shape} and "
+            f"{difficulty.shape}"
+        )
+    if not (np.all(np.isfinite(density)) and np.all(density > 0)):
+        raise SamplerError(f"density_veh_per_km_lane: expected > 0, got {density.tolist()}")
+    if not (np.all(np.isfinite(difficulty)) and np.all((difficulty >= 0) & (difficulty <= 1))):
+        raise SamplerError(f"difficulty: expected a number in [0, 1], got {difficulty.tolist()}")
+
+
+__all__ = [
+    "LC_THRESHOLD_MPS2",
+    "POLITENESS",
+    "US101_SPEED_LIMIT_MPS",
+    "LearnedTrafficSampler",
+    "load_net",
+    "to_actors",
+]
