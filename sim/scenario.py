@@ -56,7 +56,9 @@ class SegmentSpec:
 @dataclass(frozen=True)
 class RoadSpec:
     """The road: ``straight``, ``curved`` (S-bend with clothoids), ``ring``, ``segments`` (your
-    own reference line) or ``file`` (an OpenDRIVE map; loading arrives with the maps issue)."""
+    own reference line) or ``file`` (an OpenDRIVE ``.xodr`` map at ``path``, relative to the
+    working directory; see :mod:`sim.opendrive`). A file map brings its own lanes, widths and
+    speed limits: the other fields are not used for it."""
 
     kind: Literal["straight", "curved", "ring", "segments", "file"] = "straight"
     num_lanes: int = field(default=3, metadata=_rng(1, 5))
@@ -295,10 +297,6 @@ def _check_self(spec: ScenarioSpec) -> None:
             raise SpecError("road.path: expected an OpenDRIVE file path for kind 'file'")
         if not Path(r.path).is_file():
             raise SpecError(f"road.path: file not found: {r.path}")
-        raise SpecError(
-            f"road.path: loading OpenDRIVE maps ({r.path}) is not available yet; "
-            "use kind straight/curved/ring/segments"
-        )
     t = spec.traffic
     for name in ("s_range", "speed_frac", "v0_frac"):
         v = getattr(t, name)
@@ -359,6 +357,10 @@ def build_road(r: RoadSpec) -> roads.LaneGraph:
     """The lane graph of a road spec (cached: specs are immutable)."""
     common = {"num_lanes": r.num_lanes, "lane_width": r.lane_width, "speed_limit": r.speed_limit}
     try:
+        if r.kind == "file":
+            from sim.opendrive import load_lane_graph
+
+            return load_lane_graph(str(r.path))
         if r.kind == "straight":
             return roads.straight_highway(r.length, **common)  # type: ignore[arg-type]
         if r.kind == "curved":
@@ -393,6 +395,17 @@ def road_length(graph: roads.LaneGraph, road_id: int) -> float:
 
 def is_closed(graph: roads.LaneGraph, lane: int) -> bool:
     return bool(np.any(graph.successors[lane] == lane))
+
+
+def _length_ahead(graph: roads.LaneGraph, lane: int, s: float, need: float) -> float:
+    """[m] lane length ahead of ``(lane, s)`` following first successors, up to ``need``."""
+    total = float(graph.lane_length[lane]) - s
+    hops = 0
+    while total < need and graph.successors[lane, 0] >= 0 and hops < 10_000:
+        lane = int(graph.successors[lane, 0])
+        total += float(graph.lane_length[lane])
+        hops += 1
+    return total
 
 
 def check_on_road(spec: ScenarioSpec, graph: roads.LaneGraph, source: str = "") -> None:
@@ -432,7 +445,14 @@ def check_on_road(spec: ScenarioSpec, graph: roads.LaneGraph, source: str = "") 
                     f"need >= {(Li + Lj) / 2:.2f} m)"
                 )
     ego_lane = placed[0][1]
-    if not is_closed(graph, ego_lane):
+    if spec.road.kind == "file":
+        avail = _length_ahead(graph, ego_lane, placed[0][2], spec.ego.route_length)
+        if spec.ego.route_length > avail + 1e-3:
+            raise SpecError(
+                f"{pre}ego.route_length: {spec.ego.route_length} m but the lanes ahead of the "
+                f"ego (following first successors) end after {avail:.1f} m"
+            )
+    elif not is_closed(graph, ego_lane):
         avail = road_length(graph, spec.ego.road) - spec.ego.s
         if spec.ego.route_length > avail + 1e-3:
             raise SpecError(
