@@ -714,7 +714,7 @@ def fuel_rate_flat(speed: NDArray[np.floating], accel: NDArray[np.floating], p: 
     j = w.astype(np.intp)
     fu, fw = u - i, w - j
     # The cell's four corners in one gather: rows (i, j), (i, j+1), (i+1, j), (i+1, j+1).
-    corner = c.table[np.add.outer(c.corner_offsets, i * c.na + j)]
+    corner = c.table.take(np.add.outer(c.corner_offsets, i * c.na + j))
     gw = c.one - fw
     top = corner[0] * gw + corner[1] * fw
     bottom = corner[2] * gw + corner[3] * fw
@@ -740,7 +740,7 @@ class _FlatConstants:
     Python float costs a conversion per ufunc call; these give the same bits)."""
 
     table: NDArray[np.float32]  # the flattened look-up table
-    na: int  # its accel columns
+    na: NDArray[np.intp]  # its accel columns (0-d: a Python int operand costs a conversion)
     corner_offsets: NDArray[np.intp]  # flat offsets of a cell's four corners
     zero: NDArray[np.float64]
     one: NDArray[np.float64]
@@ -767,7 +767,7 @@ def _flat_constants(p: FuelParams) -> _FlatConstants:
 
     return _FlatConstants(
         table=table.reshape(-1),
-        na=na,
+        na=np.array(na, np.intp),
         corner_offsets=np.array([0, 1, na, na + 1], np.intp),
         zero=f64(0.0),
         one=f64(1.0),

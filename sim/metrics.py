@@ -67,6 +67,7 @@ _ROUTE_MIN = np.array(1e-3, np.float32)
 _SLACK = np.array(OFF_MAP_SLACK_M, np.float32)
 _DONE_M = np.array(ROUTE_COMPLETED_WITHIN_M, np.float32)
 _TIME_EPS = np.array(1e-4, np.float32)
+_I1 = np.array(1, np.intp)
 
 
 @lru_cache(maxsize=64)
@@ -132,6 +133,41 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class _CfgConstants:
+    """A :class:`MetricsConfig`'s thresholds as 0-d float32 arrays (same bits: NEP 50 casts the
+    Python floats to the states' float32 anyway, at ~0.3 us of conversion per comparison)."""
+
+    route_deviation_m: F32
+    blocked_s: F32
+    neg_hard_brake: F32
+    wrong_way_rad: F32
+    ttc_risk_s: F32
+    fuel_j_per_ml: F32 | None  # [J/ml] of the engine's fuel; None for an electric car
+
+
+@lru_cache(maxsize=16)
+def _cfg_constants(cfg: MetricsConfig) -> _CfgConstants:
+    veh = cfg.vehicle
+    f32 = np.float32
+    return _CfgConstants(
+        np.array(cfg.route_deviation_m, f32),
+        np.array(cfg.blocked_s, f32),
+        np.array(-cfg.hard_brake_mps2, f32),
+        np.array(cfg.wrong_way_rad, f32),
+        np.array(cfg.ttc_risk_s, f32),
+        np.array(veh.fuel_energy_j_per_l / 1000.0, f32) if isinstance(veh, FuelParams) else None,
+    )
+
+
+@lru_cache(maxsize=64)
+def _no_hit_type(B: int) -> NDArray[np.int8]:
+    """(B,) int8 of -1 (no collision type), read-only: copied per step (np.full costs 5x more)."""
+    out = np.full(B, -1, np.int8)
+    out.flags.writeable = False
+    return out
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What happened in one step, per environment (B,) unless noted."""
 
@@ -176,10 +212,10 @@ def ego_leader(state: WorldState, road: R.LaneGraph) -> tuple[F32, F32, NDArray[
     s0 = state.s[:, :1]
     # Candidates are the other actors: columns 1.. (the ego never leads itself).
     lane, s = state.lane[:, 1:], state.s[:, 1:]
-    L = road.lane_length[lane0]
+    L = road.lane_length.take(lane0)
     same = state.valid[:, 1:] & ((lane == lane0) | (state.lc_target[:, 1:] == lane0))
     ds = s - s0
-    succ = road.successors[lane0, 0]
+    succ = road.successors[:, 0].take(lane0)
     ring = succ == lane0
     n_ring = np.count_nonzero(ring)
     if n_ring:  # on a ring lane an actor behind is ahead by the lap remainder
@@ -193,9 +229,9 @@ def ego_leader(state: WorldState, road: R.LaneGraph) -> tuple[F32, F32, NDArray[
         on_succ = state.valid[:, 1:] & (lane == succ) & (succ >= 0) & ~ring
         dist = np.where(same & (ds > _F0), ds, np.where(on_succ, L - s0 + s, _INF))
     rows = _rows(B)
-    j = np.argmin(dist, axis=1)
+    j = dist.argmin(axis=1)
     best = dist[rows, j]
-    j += 1  # the actor's column
+    j = j + _I1  # the actor's column
     has = np.isfinite(best)
     n_has = np.count_nonzero(has)
     if n_has == 0:
@@ -239,6 +275,7 @@ def evaluate(
     """
     del actions  # every term here is read off the states
     cfg = cfg or MetricsConfig()
+    k = _cfg_constants(cfg)
     B = nxt.x.shape[0]
     dt = np.maximum(nxt.time - prev.time, _DT_MIN)
     hit = ego_collisions(nxt.x, nxt.y, nxt.yaw, nxt.length, nxt.width, nxt.valid)
@@ -247,7 +284,7 @@ def evaluate(
         first = np.argmax(hit[:, 1:], axis=1) + 1
         ctype = np.where(collision, nxt.actor_type[_rows(B), first], -1).astype(np.int8)
     else:  # the ego alone, or nobody hit: what the select gives there
-        ctype = np.full(B, -1, np.int8)
+        ctype = _no_hit_type(B).copy()
 
     lane, d = nxt.lane[:, 0], nxt.d[:, 0]
     i, f = R.segment_index(road, lane, nxt.s[:, 0])
@@ -263,8 +300,8 @@ def evaluate(
     done = nxt.route.length - nxt.progress <= _DONE_M
     was_done = prev.route.length - prev.progress <= _DONE_M
     completed = done & ~was_done
-    deviation = nxt.off_route_m > cfg.route_deviation_m
-    blocked = nxt.stopped_s >= cfg.blocked_s
+    deviation = nxt.off_route_m > k.route_deviation_m
+    blocked = nxt.stopped_s >= k.blocked_s
 
     gap, closing, leader = ego_leader(nxt, road)
     v = nxt.speed[:, 0]
@@ -279,24 +316,25 @@ def evaluate(
         _INF,
     )
     jerk = (nxt.accel[:, 0] - prev.accel[:, 0]) / dt
-    hard = nxt.accel[:, 0] <= -cfg.hard_brake_mps2
+    hard = nxt.accel[:, 0] <= k.neg_hard_brake
     prev_lane = prev.lane[:, 0]
     lane_change = lane != prev_lane
     if np.count_nonzero(lane_change):  # only then can it have crossed a marking
         lane_change &= (road.left[prev_lane] == lane) | (road.right[prev_lane] == lane)
-    wrong_way = np.abs(he) > cfg.wrong_way_rad
+    wrong_way = np.abs(he) > k.wrong_way_rad
 
     progress = nxt.progress - prev.progress
     veh = cfg.vehicle
-    if isinstance(veh, FuelParams):  # one engine evaluation serves both (the model is costly)
+    if k.fuel_j_per_ml is not None:  # one engine evaluation serves both (the model is costly)
+        assert isinstance(veh, FuelParams)
         rate_ml = fuel_rate_flat(v, nxt.accel[:, 0], veh).astype(np.float32)
-        power_w = rate_ml * (veh.fuel_energy_j_per_l / 1000.0)
+        power_w = rate_ml * k.fuel_j_per_ml
     else:
         flat = np.zeros_like(v)  # [-] grade: procedural roads are flat until maps bring elevation
         rate_ml = np.zeros(B, np.float32)
         power_w = energy_rate(v, nxt.accel[:, 0], flat, veh).astype(np.float32)
     fuel_ml = rate_ml * dt
-    risk = np.maximum(_F0, _F1 - ttc / cfg.ttc_risk_s)
+    risk = np.maximum(_F0, _F1 - ttc / k.ttc_risk_s)
     limit_floor = np.maximum(limit, _LIMIT_MIN)
     speed_track = np.maximum(_F0, _F1 - np.abs(v - limit) / limit_floor)
     overspeed = np.maximum(_F0, v / limit_floor - _F1)
@@ -357,7 +395,7 @@ def evaluate(
 def reward(terms: dict[str, F32], weights: RewardWeights) -> F32:
     """Weighted sum of the named terms (B,)."""
     w32 = _nonzero_weights(weights)
-    total = np.zeros_like(next(iter(terms.values())), dtype=np.float32)
+    total = np.zeros(next(iter(terms.values())).shape, np.float32)
     for name, value in terms.items():
         w = w32.get(name)
         if w is not None:
@@ -366,9 +404,10 @@ def reward(terms: dict[str, F32], weights: RewardWeights) -> F32:
 
 
 @lru_cache(maxsize=16)
-def _nonzero_weights(weights: RewardWeights) -> dict[str, np.float32]:
-    """The nonzero weights as float32 scalars, by term name (terms without a weight count 0)."""
-    return {name: np.float32(w) for name, w in weights.as_dict().items() if w}
+def _nonzero_weights(weights: RewardWeights) -> dict[str, F32]:
+    """The nonzero weights as 0-d float32 arrays, by term name (terms without a weight count 0).
+    0-d arrays rather than float32 scalars: a scalar operand costs a conversion per multiply."""
+    return {name: np.array(w, np.float32) for name, w in weights.as_dict().items() if w}
 
 
 __all__ = [
