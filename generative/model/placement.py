@@ -298,7 +298,8 @@ def to_vehicles(
     width: F64,
     beh: F64,
 ) -> Vehicles:
-    """Assemble :class:`Vehicles` (``beh`` is ``(M, 5)``: v0 [m/s], T, s0, a, b)."""
+    """Assemble :class:`Vehicles` (``beh`` is ``(M, 7)``: v0 [m/s], T, s0, a, b, MOBIL
+    politeness, MOBIL threshold [m/s^2])."""
     s = ctx.to_lane_s(lane, s_ref)
     if ctx.closed:
         s = np.mod(s, ctx.lane_length[lane])
@@ -310,9 +311,5 @@ def to_vehicles(
         speed,
         length,
         width,
-        beh[:, 0],
-        beh[:, 1],
-        beh[:, 2],
-        beh[:, 3],
-        beh[:, 4],
+        *(beh[:, j] for j in range(7)),
     )

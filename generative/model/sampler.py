@@ -7,9 +7,12 @@ Sampling a scene (:meth:`LearnedTrafficSampler.sample_vehicles`):
    of the placement head given the scene's density and difficulty, the lane's position, the
    previous vehicle and the left lane's mean speed.
 2. **Behaviour**: the behaviour head draws each vehicle's IDM parameters (v0 / limit, T, s0, a,
-   b) given its sampled speed, gap, the density and difficulty. MOBIL parameters are not in
-   the data (NGSIM has 62 lane changes): they follow a fixed rule in the difficulty
-   (:data:`POLITENESS`, :data:`LC_THRESHOLD_MPS2`).
+   b) given its sampled speed, gap, the density and difficulty. MOBIL parameters cannot be
+   fitted per vehicle (NGSIM US-101 has 62 lane changes): politeness follows a fixed rule in
+   the difficulty (:data:`POLITENESS`), and the lane-change threshold is *calibrated* at
+   training time (:func:`generative.model.train.calibrate_lane_changes`): the value at which
+   sampled scenes played 10 s in the simulator change lanes as often as the training
+   recordings do, scaled by :data:`LC_THRESHOLD_SCALE` from difficulty 0 to 1.
 3. **Validity** (:mod:`generative.model.validity`): repair or reject; counts accumulate in
    :attr:`LearnedTrafficSampler.stats`.
 
@@ -69,7 +72,8 @@ F64 = NDArray[np.float64]
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "traffic_model.pt"
 WEIGHTS_FORMAT = 1
 POLITENESS = (0.5, 0.1)  # [-] MOBIL politeness at difficulty 0 and 1 (Kesting 2007: 0..1)
-LC_THRESHOLD_MPS2 = (0.3, 0.1)  # [m/s^2] MOBIL threshold at difficulty 0 and 1 (Kesting: 0.1)
+LC_THRESHOLD_SCALE = (1.5, 0.5)  # [-] x the calibrated threshold at difficulty 0 and 1
+DEFAULT_LC_THRESHOLD_MPS2 = BehaviorSpec.lc_threshold  # before calibration (sim default)
 
 
 def load_net(path: str | Path | None = None) -> tuple[TrafficNet, dict[str, Any]]:
@@ -101,16 +105,16 @@ def load_net(path: str | Path | None = None) -> tuple[TrafficNet, dict[str, Any]
     return net, meta
 
 
-def _mobil(difficulty: F64) -> tuple[F64, F64]:
+def mobil_params(difficulty: F64, threshold: float) -> tuple[F64, F64]:
+    """(politeness, lane-change threshold [m/s^2]) at ``difficulty`` (module docstring)."""
     d = np.clip(difficulty, 0.0, 1.0)
     pol = POLITENESS[0] + d * (POLITENESS[1] - POLITENESS[0])
-    thr = LC_THRESHOLD_MPS2[0] + d * (LC_THRESHOLD_MPS2[1] - LC_THRESHOLD_MPS2[0])
+    thr = threshold * (LC_THRESHOLD_SCALE[0] + d * (LC_THRESHOLD_SCALE[1] - LC_THRESHOLD_SCALE[0]))
     return pol, thr
 
 
-def to_actors(v: Vehicles, difficulty: float) -> tuple[ActorSpec, ...]:
+def to_actors(v: Vehicles) -> tuple[ActorSpec, ...]:
     """Scene vehicles as ActorSpecs on road 0 (lane index k -> OpenDRIVE lane -(k + 1))."""
-    pol, thr = _mobil(np.array(difficulty))
     out = []
     order = np.lexsort((v.s_ref, v.lane))
     for i in order:
@@ -120,8 +124,8 @@ def to_actors(v: Vehicles, difficulty: float) -> tuple[ActorSpec, ...]:
             min_gap=float(v.min_gap[i]),
             a_max=float(v.a_max[i]),
             b_comf=float(v.b_comf[i]),
-            politeness=float(pol),
-            lc_threshold=float(thr),
+            politeness=float(v.politeness[i]),
+            lc_threshold=float(v.lc_threshold[i]),
         )
         out.append(
             ActorSpec(
@@ -148,7 +152,21 @@ class LearnedTrafficSampler:
     name = "learned"
 
     def __init__(self, weights: str | Path | None = None, temperature: float = 1.0) -> None:
-        self.net, self.meta = load_net(weights)
+        net, meta = load_net(weights)
+        self._init(net, meta, temperature)
+
+    @classmethod
+    def from_net(
+        cls, net: TrafficNet, meta: dict[str, Any], temperature: float = 1.0
+    ) -> LearnedTrafficSampler:
+        """A sampler around an in-memory network (training, calibration, tests)."""
+        self = cls.__new__(cls)
+        self._init(net, meta, temperature)
+        return self
+
+    def _init(self, net: TrafficNet, meta: dict[str, Any], temperature: float) -> None:
+        self.net, self.meta = net, meta
+        self.lc_threshold = float(meta.get("lc_threshold", DEFAULT_LC_THRESHOLD_MPS2))
         self.temperature = float(temperature)
         lo, hi = self.meta["density_range"]
         self.density_range = (float(lo), float(hi))
@@ -184,7 +202,7 @@ class LearnedTrafficSampler:
             s_range=s_range,
             zones=[tuple(keep_clear)],
         )
-        return to_actors(veh, difficulty)
+        return to_actors(veh)
 
     def sample_vehicles(
         self,
@@ -252,7 +270,7 @@ class LearnedTrafficSampler:
             length = np.exp(y[:, 2])
             gap = np.exp(np.minimum(y[:, 0], 7.0))  # e^7 = 1.1 km: a far tail, not an overflow
             k = stretch[q]
-            gap = gap * k + (k - 1.0) * length  # spacing scales by k (module docstring)
+            gap = gap * k + np.maximum(k - 1.0, 0.0) * length  # module docstring
             return Proposal(gap=gap, v=y[:, 1], length=length, width=y[:, 3])
 
         with torch.no_grad():
@@ -276,6 +294,8 @@ class LearnedTrafficSampler:
                 z = np.zeros((0, 5))
         beh = from_z(z)
         beh[:, 0] *= limit
+        pol, thr = mobil_params(difficulty[scene], self.lc_threshold)
+        beh = np.column_stack([beh, pol, thr])
         veh = to_vehicles(ctx, scene, lane, s_ref, v * limit, length, width, beh)
         out, counts = make_valid(veh, limit, ctx.lane_length if ctx.closed else None)
         self._stats = self._stats + counts
@@ -295,10 +315,11 @@ def _check(density: F64, difficulty: F64) -> None:
 
 
 __all__ = [
-    "LC_THRESHOLD_MPS2",
+    "LC_THRESHOLD_SCALE",
     "POLITENESS",
     "US101_SPEED_LIMIT_MPS",
     "LearnedTrafficSampler",
     "load_net",
+    "mobil_params",
     "to_actors",
 ]

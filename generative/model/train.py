@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from generative.data import fit_idm, load_ngsim_us101, split_recordings
+from generative.data.ngsim import Tracks
 from generative.model.dataset import (
     BEHAVIOR_FEATURES,
     BEHAVIOR_TARGETS,
@@ -66,6 +67,8 @@ class TrainConfig:
             than their snapshots do, and the exact snapshot density names the recording; the
             noise keeps the heads from memorising recordings (validation NLL 4.2 instead of
             rising past 7 within 40 epochs without it).
+        calibrate: Calibrate the MOBIL lane-change threshold after training
+            (:func:`calibrate_lane_changes`).
     """
 
     data: str = str(DEFAULT_DATA)
@@ -80,6 +83,7 @@ class TrainConfig:
     behavior_components: int = 2
     weight_decay: float = 1e-3
     input_noise: float = 0.5
+    calibrate: bool = True
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,7 @@ def train(
         if bar is not None:
             bar.close()
     net.load_state_dict(best_state)
+    net.eval()
     dens = ex_tr.x[:, 0] * DENSITY_SCALE
     meta: dict[str, Any] = {
         "format": WEIGHTS_FORMAT,
@@ -225,10 +230,58 @@ def train(
         "best_epoch": best_epoch,
         "val_nll": best,
     }
+    if cfg.calibrate:
+        thr, table = calibrate_lane_changes(net, meta, tracks, split.train, cfg.seed)
+        meta["lc_threshold"] = thr
+        meta["lc_calibration"] = table
     res = TrainResult(
         tuple(train_nll), tuple(val_nll), best_epoch, time.perf_counter() - t0, ex_tr.n, ex_va.n
     )
     return net, meta, res
+
+
+LC_THRESHOLD_GRID_MPS2 = (
+    0.1,
+    0.2,
+    0.35,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+)  # [m/s^2] MOBIL thresholds tried
+CALIBRATION_SCENES = 32  # scenes per threshold played 10 s (~0.5 s each on one core)
+
+
+def calibrate_lane_changes(
+    net: TrafficNet, meta: dict[str, Any], tracks: Tracks, recordings: tuple[str, ...], seed: int
+) -> tuple[float, dict[str, Any]]:
+    """The MOBIL threshold whose 10-s rollouts change lanes as often as ``recordings`` do.
+
+    Sampled scenes (densities of the recordings' snapshots, uniform difficulty) are played 10 s
+    in the simulator for each threshold of :data:`LC_THRESHOLD_GRID_MPS2` (the same scenes: one
+    seed); the threshold whose lane-change rate is closest to the recorded one in log terms
+    wins. Returns (threshold [m/s^2], the calibration table for the metadata).
+    """
+    from generative.model.dataset import main_lane_snapshots, snapshot_density
+    from generative.model.sampler import LearnedTrafficSampler
+    from generative.realism import real_rollout_stats, rollout_stats
+
+    target = real_rollout_stats(tracks, recordings).lane_change_rate
+    snap = main_lane_snapshots(tracks)
+    names = set(recordings)
+    rec_ok = np.array([r in names for r in tracks.recordings], np.bool_)
+    dens = snapshot_density(snap)[rec_ok[snap.snapshot_recording]]
+    dens = dens[np.isfinite(dens)]
+    rates = {}
+    for thr in LC_THRESHOLD_GRID_MPS2:
+        sampler = LearnedTrafficSampler.from_net(net, {**meta, "lc_threshold": thr})
+        roll = rollout_stats(sampler, CALIBRATION_SCENES, dens, np.random.default_rng(seed))
+        rates[thr] = float(roll.lane_change_rate)
+    err = {k: abs(np.log(max(v, 1e-4)) - np.log(max(target, 1e-4))) for k, v in rates.items()}
+    best = min(err, key=lambda k: err[k])
+    table = {"target_rate": float(target), "rates": {str(k): v for k, v in rates.items()}}
+    return float(best), table
 
 
 def save(net: TrafficNet, meta: dict[str, Any], path: str | Path) -> Path:
@@ -247,7 +300,12 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     defaults = TrainConfig()
     for name, value in asdict(defaults).items():
-        ap.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+        if isinstance(value, bool):
+            ap.add_argument(
+                f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=value
+            )
+        else:
+            ap.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     kw = {k: getattr(args, k) for k in asdict(defaults)}
@@ -258,6 +316,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"trained in {res.seconds:.1f} s on {res.n_train} rows (validation {res.n_val}); "
         f"best epoch {res.best_epoch}: validation NLL {meta['val_nll']:.3f}; "
+        f"MOBIL threshold {meta.get('lc_threshold', 'not calibrated')}; "
         f"wrote {path} ({size / 1024:.0f} KiB)"
     )
 

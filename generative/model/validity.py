@@ -97,6 +97,7 @@ class Vehicles:
         length: Length [m].
         width: Width [m].
         v0, headway, min_gap, a_max, b_comf: IDM parameters [m/s, s, m, m/s^2, m/s^2].
+        politeness, lc_threshold: MOBIL parameters [-, m/s^2].
     """
 
     scene: I64
@@ -111,6 +112,8 @@ class Vehicles:
     min_gap: F64
     a_max: F64
     b_comf: F64
+    politeness: F64
+    lc_threshold: F64
 
     @property
     def n(self) -> int:

@@ -1,0 +1,130 @@
+"""The rule-based background-traffic sampler: the baseline the learned model must beat.
+
+Hand-written rules, no data: per lane, vehicles front to back (the same placement as the
+learned model, :mod:`generative.model.placement`) with
+
+- bumper gaps uniform in ``[GAP_MIN_M, 2 g_mean - GAP_MIN_M]``, ``g_mean = 1000 / density -
+  CAR_LENGTH_M`` (so the mean spacing gives the asked density), times ``1 - 0.5 difficulty``;
+- speeds uniform in ``SPEED_FRAC`` of the limit (the simulator's own random traffic,
+  :class:`sim.scenario.TrafficSpec`, uses the same "around the limit" rule);
+- length ``CAR_LENGTH_M``, width uniform in ``WIDTH_M``;
+- IDM/MOBIL: the simulator defaults (:class:`sim.scenario.BehaviorSpec`), desired speed
+  uniform in ``V0_FRAC`` of the limit; difficulty changes only the gaps.
+
+The same validity rules and repairs apply (:mod:`generative.model.validity`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from generative.model.placement import (
+    PlacementState,
+    Proposal,
+    RoadContext,
+    SamplerError,
+    place,
+    road_context,
+    to_vehicles,
+    zone_matrix,
+)
+from generative.model.sampler import to_actors
+from generative.model.validity import ValidityCounts, Vehicles, make_valid
+from sim.scenario import ActorSpec, BehaviorSpec, RoadSpec
+
+F64 = NDArray[np.float64]
+
+GAP_MIN_M = 5.0  # [m] shortest gap: a little over the IDM jam distance (2 m)
+CAR_LENGTH_M = 4.5  # [m] every car (the simulator's random-traffic length)
+WIDTH_M = (1.8, 2.0)  # [m] the simulator's random-traffic widths
+SPEED_FRAC = (0.6, 1.0)  # [-] of the limit: TrafficSpec's default
+V0_FRAC = (0.8, 1.1)  # [-] of the limit: TrafficSpec's default
+DEFAULT_DENSITY = 20.0  # [veh/km/lane] when none is asked for
+
+
+class RuleBasedTrafficSampler:
+    """Uniform gaps and speeds around the limit (module docstring); a TrafficSampler."""
+
+    name = "rule_based"
+
+    def __init__(self) -> None:
+        self._stats = ValidityCounts()
+
+    @property
+    def stats(self) -> ValidityCounts:
+        """Validity counts accumulated over every call so far."""
+        return self._stats
+
+    def sample_traffic(
+        self,
+        road: RoadSpec,
+        rng: np.random.Generator,
+        *,
+        density_veh_per_km_lane: float | None = None,
+        s_range: tuple[float, float] | None = None,
+        keep_clear: Sequence[tuple[int, int, float, float]] = (),
+        difficulty: float = 0.0,
+    ) -> tuple[ActorSpec, ...]:
+        """One scene of background vehicles on ``road`` (the TrafficSampler protocol)."""
+        d = DEFAULT_DENSITY if density_veh_per_km_lane is None else density_veh_per_km_lane
+        veh, _ = self.sample_vehicles(
+            road_context(road),
+            rng,
+            np.array([float(d)]),
+            np.array([float(difficulty)]),
+            s_range=s_range,
+            zones=[tuple(keep_clear)],
+        )
+        return to_actors(veh)
+
+    def sample_vehicles(
+        self,
+        ctx: RoadContext,
+        rng: np.random.Generator,
+        density: F64,
+        difficulty: F64,
+        s_range: tuple[float, float] | None = None,
+        zones: Sequence[Sequence[tuple[int, int, float, float]]] | None = None,
+    ) -> tuple[Vehicles, ValidityCounts]:
+        """S scenes at once (same contract as the learned sampler's ``sample_vehicles``)."""
+        density = np.asarray(density, np.float64)
+        difficulty = np.asarray(difficulty, np.float64)
+        if density.shape != difficulty.shape or not np.all(density > 0):
+            raise SamplerError(
+                f"density/difficulty: expected two (S,) arrays with density > 0, got "
+                f"{density.tolist()} and {difficulty.tolist()}"
+            )
+        n_s = density.shape[0]
+        lo, hi = s_range if s_range is not None else (0.0, ctx.length)
+        zl, zh = zone_matrix(zones if zones is not None else [()] * n_s, n_s, ctx.num_lanes)
+        mean_gap = np.maximum(1000.0 / density - CAR_LENGTH_M, GAP_MIN_M)
+        shrink = 1.0 - 0.5 * np.clip(difficulty, 0.0, 1.0)
+
+        def propose(st: PlacementState) -> Proposal:
+            q = st.scene
+            n = q.shape[0]
+            g = rng.uniform(GAP_MIN_M, 2.0 * mean_gap[q] - GAP_MIN_M) * shrink[q]
+            v: F64 = np.asarray(rng.uniform(SPEED_FRAC[0], SPEED_FRAC[1], n), np.float64)
+            w: F64 = np.asarray(rng.uniform(WIDTH_M[0], WIDTH_M[1], n), np.float64)
+            return Proposal(gap=g, v=v, length=np.full(n, CAR_LENGTH_M), width=w)
+
+        scene, lane, s_ref, _, v, length, width = place(
+            ctx, propose, density, (lo, hi), zl, zh, rng
+        )
+        m = scene.shape[0]
+        limit = ctx.road.speed_limit
+        d = BehaviorSpec()
+        beh = np.tile(
+            [0.0, d.headway, d.min_gap, d.a_max, d.b_comf, d.politeness, d.lc_threshold], (m, 1)
+        )
+        beh[:, 0] = rng.uniform(V0_FRAC[0], V0_FRAC[1], m) * limit
+        veh = to_vehicles(ctx, scene, lane, s_ref, v * limit, length, width, beh)
+        out, counts = make_valid(veh, limit, ctx.lane_length if ctx.closed else None)
+        self._stats = self._stats + counts
+        return out, counts
+
+
+__all__ = ["RuleBasedTrafficSampler"]
