@@ -7,7 +7,6 @@ import functools
 import math
 import os
 import warnings
-from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import pytest
 
 from sim import opendrive as O
 from sim import road as R
+from sim.routes import reachable_share
 from sim.scenario import EgoSpec, RoadSpec, ScenarioSpec, SpecError, build_road, check_on_road
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,28 +67,6 @@ def _link_errors(g: R.LaneGraph) -> tuple[int, list[str]]:
         for i in bad
     ]
     return int(src.size), msgs
-
-
-def reachable_share(g: R.LaneGraph) -> float:
-    """Share of (from, to) driving-lane pairs joined by successor and lane-change edges."""
-    drv = np.nonzero(g.lane_type == R.LaneType.DRIVING)[0]
-    adj = [
-        [int(v) for v in (*g.successors[u], g.left[u], g.right[u]) if v >= 0]
-        for u in range(g.num_lanes)
-    ]
-    total = 0
-    for a in drv:
-        seen = np.zeros(g.num_lanes, np.bool_)
-        seen[a] = True
-        q = deque([int(a)])
-        while q:
-            u = q.popleft()
-            for v in adj[u]:
-                if not seen[v]:
-                    seen[v] = True
-                    q.append(v)
-        total += int(seen[drv].sum())
-    return total / drv.size**2
 
 
 # ---------------------------------------------------------------------------------------------
