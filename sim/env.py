@@ -319,7 +319,10 @@ class DriveVectorEnv(VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray
             done = term | trunc
         self._autoreset = done
         assert self.state is not None
-        return observe(self.state, self.road, self.obs_cfg), rew, term, trunc, info
+        # The metrics looked the road up at this state's ego already, unless some env reset.
+        at_ego = None if any_was else out.road_at_ego
+        obs = observe(self.state, self.road, self.obs_cfg, road_at_ego=at_ego)
+        return obs, rew, term, trunc, info
 
     def _info(
         self, out: M.Outcome, executed: NDArray[np.float32], replaced: NDArray[np.bool_]
@@ -390,7 +393,7 @@ class DriveEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
             k: (v[0] if isinstance(v, np.ndarray) else {n: float(x[0]) for n, x in v.items()})
             for k, v in self._vec._info(out, executed, replaced).items()
         }
-        obs = observe(st, self._vec.road, self._vec.obs_cfg)[0]
+        obs = observe(st, self._vec.road, self._vec.obs_cfg, road_at_ego=out.road_at_ego)[0]
         return obs, float(rew[0]), bool(out.terminated[0]), bool(out.truncated[0]), info
 
     def render(self) -> NDArray[np.uint8] | None:  # type: ignore[override]

@@ -548,13 +548,55 @@ def segment_index(g: LaneGraph, lane: I32, s: F32) -> tuple[I32, F32]:
     before the integer cast gives the same bits as clamping the integer one, without promoting
     float32 to float64 against an int32 bound.
     """
-    u = s / g.lane_ds.take(lane)
+    ds, last = _lane_table(g)[:2].take(lane, axis=1)
+    u = s / ds
     if not isinstance(u, np.ndarray):  # a single 0-d query (spec checks)
         i0, f0 = segment_index(g, np.reshape(lane, 1), np.reshape(s, 1))
         return i0.reshape(()), f0.reshape(())
-    i = np.minimum(np.maximum(np.floor(u), _F0), g.lane_last_seg.take(lane))
+    i = np.minimum(np.maximum(np.floor(u), _F0), last)
     frac = np.minimum(np.maximum(u - i, _F0), _F1)
     return g.lane_start.take(lane) + i.astype(np.int32), frac.astype(np.float32, copy=False)
+
+
+# Stacked per-lane and per-sample tables for the per-step kernels, derived once per graph: at
+# B=1 a kernel's cost is its number of array calls, and one gather from a stacked table
+# replaces one per array. Every entry is the float32 value the kernels computed before.
+
+
+@lru_cache(maxsize=16)
+def _lane_table(g: LaneGraph) -> F32:
+    """(4, L) float32 rows: sample spacing, last segment index, lane length and its section's
+    length (the per-lane operands of :func:`segment_index` and :func:`s_ref_to_s`)."""
+    table = np.stack(
+        [g.lane_ds, g.lane_last_seg, g.lane_length, g.section_length.take(g.section)]
+    ).astype(np.float32, copy=False)
+    table.flags.writeable = False
+    return table
+
+
+@lru_cache(maxsize=16)
+def _pose_table(g: LaneGraph) -> F32:
+    """(6, P) float32 rows: x, y, segment dx, segment dy, heading, heading change."""
+    table = np.stack([g.x, g.y, g.seg_dx, g.seg_dy, g.heading, g.dheading])
+    table.flags.writeable = False
+    return table
+
+
+@lru_cache(maxsize=16)
+def _s_ref_table(g: LaneGraph) -> F32:
+    """(3, P) float32 rows for the Newton steps of :func:`s_ref_to_s`: ``s_ref`` at the segment
+    start, at its end, and the floored slope ``d s_ref / d s`` of the segment. Computed as the
+    kernel computed them per query, so the bits are the same; a lane's last sample (never a
+    segment start there) gets its own values, never read."""
+    r0 = g.s_ref
+    r1 = np.append(g.s_ref[1:], g.s_ref[-1:])
+    ds = np.ones_like(g.s_ref)
+    for start, n, lane_ds in zip(g.lane_start, g.lane_npoints, g.lane_ds, strict=True):
+        ds[start : start + n] = lane_ds  # once per graph
+    slope = np.maximum((r1 - r0) / ds, _MIN_SLOPE)
+    table = np.stack([r0, r1, slope]).astype(np.float32, copy=False)
+    table.flags.writeable = False
+    return table
 
 
 @lru_cache(maxsize=16)
@@ -600,9 +642,10 @@ def wrap_half_turn(h: F32) -> F32:
 def lane_pose(g: LaneGraph, lane: I32, s: F32, d: F32) -> tuple[F32, F32, F32]:
     """World pose of lane coordinates. Returns (x, y, heading) of the same shape."""
     i, f = segment_index(g, lane, s)
-    h = wrap_half_turn(g.heading.take(i) + g.dheading.take(i) * f)
-    x = g.x.take(i) + g.seg_dx.take(i) * f - d * np.sin(h)
-    y = g.y.take(i) + g.seg_dy.take(i) * f + d * np.cos(h)
+    x0, y0, dx, dy, h0, dh = _pose_table(g).take(i, axis=1)
+    h = wrap_half_turn(h0 + dh * f)
+    x = x0 + dx * f - d * np.sin(h)
+    y = y0 + dy * f + d * np.cos(h)
     return (
         x.astype(np.float32, copy=False),
         y.astype(np.float32, copy=False),
@@ -615,22 +658,19 @@ def s_ref_to_s(g: LaneGraph, lane: I32, s_ref: F32) -> F32:
 
     :func:`segment_index` is written out with the per-lane lookups hoisted out of the loop.
     """
-    ds = g.lane_ds.take(lane)
-    last = g.lane_last_seg.take(lane)
+    ds, last, length, sec_len = _lane_table(g).take(lane, axis=1)
     start = g.lane_start.take(lane)
-    length = g.lane_length.take(lane)
-    sec_len = g.section_length.take(g.section.take(lane))
+    refs = _s_ref_table(g)
     s = (s_ref * length / np.maximum(sec_len, _MIN_SEC_LEN)).astype(np.float32, copy=False)
     for _ in range(2):
         u = s / ds
         i = np.minimum(np.maximum(np.floor(u), _F0), last)
         f = np.minimum(np.maximum(u - i, _F0), _F1).astype(np.float32, copy=False)
-        k = start + i.astype(np.int32)
-        r0, r1 = g.s_ref.take(k), g.s_ref.take(k + 1)
+        r0, r1, slope = refs.take(start + i.astype(np.int32), axis=1)
         r = r0 * (_F1 - f) + r1 * f
-        slope = (r1 - r0) / ds
-        s = s + (s_ref - r) / np.maximum(slope, _MIN_SLOPE)
-    return np.minimum(np.maximum(s, _F0), length).astype(np.float32, copy=False)
+        s = s + (s_ref - r) / slope
+    out: F32 = np.minimum(np.maximum(s, _F0), length).astype(np.float32, copy=False)
+    return out
 
 
 def map_to_neighbor(g: LaneGraph, lane: I32, s: F32, other: I32) -> F32:

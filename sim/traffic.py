@@ -180,7 +180,8 @@ def find_leader(
         (flat actor index or -1, centre distance ahead [m]; FREE_GAP where none).
     """
     grp = env * ent.groups_per_env + lane
-    idx = np.searchsorted(ent.keys, grp * ent.span + s, side="right")
+    # g.entry_span is ent.span as a 0-d float64: the same keys without a scalar conversion.
+    idx = np.searchsorted(ent.keys, grp * g.entry_span + s, side="right")
     # Skip our own secondary/primary entry at the same s (equal key sorts next to us). The
     # sentinels make idx and idx + 1 valid indices.
     idx += (ent.group.take(idx) == grp) & (ent.actor.take(idx) == self_actor)
@@ -194,7 +195,7 @@ def find_leader(
         nsucc = g.num_successors.take(ln)
         succ = g.successors[ln, choice.take(miss) % np.maximum(nsucc, _I1)]
         sg = env.take(miss) * ent.groups_per_env + succ
-        j = np.searchsorted(ent.keys, sg * ent.span - _F64_1, side="left")
+        j = np.searchsorted(ent.keys, sg * g.entry_span - _F64_1, side="left")
         hit2 = (nsucc > _I0) & (ent.group.take(j) == sg) & (ent.actor.take(j) != self_actor[miss])
         leader[miss] = np.where(hit2, ent.actor.take(j), _NONE)
         d2 = g.lane_length.take(ln) - s.take(miss) + ent.s.take(j)

@@ -550,6 +550,7 @@ _HALF = np.array(0.5, np.float32)
 _FREE_GAP = np.array(FREE_GAP, np.float32)
 _STOPPED_EPS = np.array(STOPPED_EPS, np.float32)
 _NO_LEADER = np.array(0, np.int64)
+_I1 = np.array(1, np.int32)
 
 
 def step(
@@ -913,6 +914,18 @@ def _mobil(
         lc_elapsed.reshape(-1)[idx] = 0.0
 
 
+@lru_cache(maxsize=64)
+def _route_layout(B: int, Rn: int) -> tuple[I32, I32, I32]:
+    """Row starts of the flat (B, R) sections and (B, R + 1) cumulative lengths, int32, and the
+    last chain index R - 1 as a 0-d int32; read-only, shared across steps."""
+    row = np.arange(0, B * Rn, Rn, dtype=np.int32)
+    row_cum = np.arange(0, B * (Rn + 1), Rn + 1, dtype=np.int32)
+    last = np.array(Rn - 1, np.int32)
+    for a in (row, row_cum, last):
+        a.flags.writeable = False
+    return row, row_cum, last
+
+
 def _route_progress(
     st: WorldState, g: R.LaneGraph, proj: R.Projection
 ) -> tuple[Route, F32, NDArray[np.bool_]]:
@@ -924,20 +937,26 @@ def _route_progress(
     """
     rt = st.route
     B, Rn = rt.sections.shape
-    row = np.arange(0, B * Rn, Rn)  # row starts in the flat (B, R) sections
+    row, row_cum, last = _route_layout(B, Rn)
     sec = g.section.take(proj.lane)
     s_ref = proj.s_ref
     index = rt.index
-    cur = rt.sections.take(row + index)
-    nxt_i = np.minimum(index + 1, Rn - 1)
+    at = row + index
+    cur = rt.sections.take(at)
+    nxt_i = np.minimum(index + _I1, last)
     nxt = rt.sections.take(row + nxt_i)
     half = _HALF * g.section_length.take(sec)
     wrapped = (sec == cur) & (s_ref < rt.s_ref - half)
-    advance = (index + 1 < Rn) & (nxt == sec) & ((nxt != cur) | wrapped)
-    index = np.where(advance, nxt_i, index).astype(np.int32, copy=False)
-    on = rt.sections.take(row + index) == sec
-    prog = rt.cum_length.take(row + np.arange(B) + index) + s_ref  # (B, R + 1) rows
-    progress = np.where(on, prog, st.progress).astype(np.float32, copy=False)
+    # nxt_i > index: the chain has a next entry (index + 1 < R).
+    advance = (nxt_i > index) & (nxt == sec) & ((nxt != cur) | wrapped)
+    if np.count_nonzero(advance):
+        index = np.where(advance, nxt_i, index).astype(np.int32, copy=False)
+        on = rt.sections.take(row + index) == sec
+    else:  # nobody entered a new section (the usual case): the entry read above is current
+        on = cur == sec
+    prog = rt.cum_length.take(row_cum + index) + s_ref  # (B, R + 1) rows
+    progress = prog if np.count_nonzero(on) == B else np.where(on, prog, st.progress)
+    progress = progress.astype(np.float32, copy=False)
     route = Route(
         rt.sections,
         rt.cum_length,
