@@ -13,9 +13,15 @@ from ``numpy.random.default_rng([seed, i])``, and writes into the run directory
 - with ``export.xosc=true``, ``xosc/<family>_<i>.xosc`` and ``.xodr`` (OpenSCENARIO 1.2 and
   OpenDRIVE 1.7, :mod:`generative.openscenario`).
 
+Background traffic comes from ``background=learned`` (default: the learned traffic model,
+:class:`generative.model.LearnedTrafficSampler`; its vehicles become actors of the specs),
+``background=random`` (the simulator's own random traffic, redrawn at each reset) or
+``background=rule_based`` (the realism baseline). ``summary.json`` records which, and the
+sampler's repair/reject rates.
+
 ``gendrive generate evaluate=true data=<tracks.csv>`` prints the realism table of the learned
 traffic model against recordings in the ``us101_tracks.csv`` format, through
-``generative.realism.evaluate_realism`` (built separately; a clear error until it exists).
+``generative.realism.evaluate_realism`` (docs/generative_model.md).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import numpy as np
 from gendrive.generate_config import GenerateConfig
 from gendrive.run import write_json_atomic
 from generative.families import FamilyError, check_difficulty, get_family
+from generative.sampling import TrafficSampler, make_background
 from sim.scenario import RoadSpec, ScenarioSpec, SpecError, dump_spec, load_spec
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -169,6 +176,10 @@ def generate(cfg: GenerateConfig, out_dir: Path, log: TextIO = sys.stdout) -> di
             f"{cfg.preview.columns}"
         )
     road = _road(cfg.road)
+    try:
+        background = make_background(cfg.background)
+    except ValueError as e:
+        raise GenerateError(str(e)) from None
     spec_dir = out_dir / "specs"
     spec_dir.mkdir(parents=True, exist_ok=True)
     xosc_dir = out_dir / "xosc"
@@ -181,7 +192,7 @@ def generate(cfg: GenerateConfig, out_dir: Path, log: TextIO = sys.stdout) -> di
     rows: list[dict[str, Any]] = []
     try:
         for i in range(cfg.n):
-            ((spec, params),) = _sample_one(cfg, i, road)
+            ((spec, params),) = _sample_one(cfg, i, road, background)
             path = spec_dir / f"{spec.name}.json"
             dump_spec(spec, path)
             row: dict[str, Any] = {"name": spec.name, "spec": str(path.relative_to(out_dir))}
@@ -207,8 +218,12 @@ def generate(cfg: GenerateConfig, out_dir: Path, log: TextIO = sys.stdout) -> di
         "seed": cfg.seed,
         "n": cfg.n,
         "road": dataclasses.asdict(specs[0].road),
+        "background": cfg.background,
         "scenarios": rows,
     }
+    stats = getattr(background, "stats", None)
+    if stats is not None:
+        summary["background_validity"] = {"sampled": stats.sampled, **stats.rates()}
     write_json_atomic(out_dir / "summary.json", summary)
     k = min(cfg.preview.count, cfg.n)
     if k > 0:
@@ -226,13 +241,13 @@ def generate(cfg: GenerateConfig, out_dir: Path, log: TextIO = sys.stdout) -> di
 
 
 def _sample_one(
-    cfg: GenerateConfig, i: int, road: RoadSpec | None
+    cfg: GenerateConfig, i: int, road: RoadSpec | None, background: TrafficSampler | None
 ) -> list[tuple[ScenarioSpec, dict[str, Any]]]:
     """Scenario ``i`` alone, as :func:`sample_family` would draw it in a batch."""
     fam = get_family(cfg.family)
     try:
         spec, params = fam.sample_with_params(
-            np.random.default_rng([cfg.seed, i]), cfg.difficulty, road
+            np.random.default_rng([cfg.seed, i]), cfg.difficulty, road, background
         )
     except FamilyError as e:
         raise GenerateError(str(e)) from None

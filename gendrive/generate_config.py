@@ -32,6 +32,7 @@ class GenerateConfig:
     difficulty: float = 0.5  # 0 (easy) .. 1 (critical)
     seed: int = 0  # scenario i is drawn from numpy default_rng([seed, i])
     road: str | None = None  # the road of a scenario config name or spec file (default: family's)
+    background: str = "learned"  # learned (traffic model) | random (simulator's) | rule_based
     export: ExportConfig = field(default_factory=ExportConfig)
     preview: PreviewConfig = field(default_factory=PreviewConfig)
     evaluate: bool = False  # print the realism table for ``data`` instead of sampling

@@ -2,8 +2,11 @@
 
 A scenario family (:mod:`generative.families`) scripts the actors its situation is about (the
 braking leader, the cutting-in car) and asks a :class:`TrafficSampler` for the traffic around
-them. The learned generative traffic model implements this protocol; families fall back to the
-simulator's own random traffic (:class:`sim.scenario.TrafficSpec`) when none is given.
+them. The learned generative traffic model implements this protocol
+(:class:`generative.model.LearnedTrafficSampler`, the default of ``gendrive generate``);
+families fall back to the simulator's own random traffic (:class:`sim.scenario.TrafficSpec`)
+when none is given, which is what training suites want (redrawn at every reset).
+:func:`make_background` picks one by name.
 """
 
 from __future__ import annotations
@@ -39,4 +42,29 @@ class TrafficSampler(Protocol):
     ) -> tuple[ActorSpec, ...]: ...
 
 
-__all__ = ["TrafficSampler"]
+BACKGROUNDS: tuple[str, ...] = ("learned", "random", "rule_based")
+
+
+def make_background(name: str) -> TrafficSampler | None:
+    """The background sampler called ``name``: ``learned`` (the learned traffic model,
+    :class:`generative.model.LearnedTrafficSampler`), ``rule_based`` (the realism baseline,
+    :class:`generative.baseline.RuleBasedTrafficSampler`) or ``random`` (None: the simulator's
+    own :class:`sim.scenario.TrafficSpec` random traffic, redrawn at every reset).
+
+    Raises:
+        ValueError: an unknown name, listing the known ones.
+    """
+    if name == "learned":
+        from generative.model import LearnedTrafficSampler
+
+        return LearnedTrafficSampler()
+    if name == "rule_based":
+        from generative.baseline import RuleBasedTrafficSampler
+
+        return RuleBasedTrafficSampler()
+    if name == "random":
+        return None
+    raise ValueError(f"background: unknown sampler {name!r}; known: {list(BACKGROUNDS)}")
+
+
+__all__ = ["BACKGROUNDS", "TrafficSampler", "make_background"]

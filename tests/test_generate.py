@@ -16,6 +16,7 @@ from gendrive.config import register_configs
 from gendrive.generate import GenerateError, evaluate_recordings, generate
 from gendrive.generate_config import GenerateConfig
 from generative.families import sample_family
+from generative.model import LearnedTrafficSampler
 from generative.openscenario import xosc_schema_errors
 from sim.scenario import load_spec
 
@@ -50,8 +51,9 @@ def test_generate_writes_specs_summary_preview_and_xosc(tmp_path: Path) -> None:
         "hard_brake_1.json",
         "hard_brake_2.json",
     ]
-    # The files are the batch sampler's scenarios, loadable by gendrive run.
-    expected = sample_family("hard_brake", 3, 0.7, seed=4)
+    # The files are the batch sampler's scenarios (learned background by default), loadable
+    # by gendrive run.
+    expected = sample_family("hard_brake", 3, 0.7, seed=4, background=LearnedTrafficSampler())
     for p, (spec, _) in zip(specs, expected, strict=True):
         assert load_spec(p) == spec
     on_disk = json.loads((out / "summary.json").read_text())
@@ -60,6 +62,8 @@ def test_generate_writes_specs_summary_preview_and_xosc(tmp_path: Path) -> None:
         [p["headway"] for _, p in expected]
     )
     assert summary["n"] == 3
+    assert on_disk["background"] == "learned"
+    assert 0.0 <= on_disk["background_validity"]["rejected"] <= 0.05
     img = cv2.imread(str(out / "preview.png"))
     assert img is not None and img.shape[1] == 2 * cfg.preview.width
     assert img.shape[0] > cfg.preview.height
@@ -69,12 +73,22 @@ def test_generate_writes_specs_summary_preview_and_xosc(tmp_path: Path) -> None:
     assert xosc_schema_errors(xoscs[0]) == []
 
 
-def test_family_none_samples_background_traffic_only(tmp_path: Path) -> None:
+def test_family_none_samples_learned_background_traffic(tmp_path: Path) -> None:
     cfg = _compose(["family=none", "n=2", "preview.count=0", "progress_bar=false"])
     generate(cfg, tmp_path, log=open(tmp_path / "log.txt", "w"))  # noqa: SIM115
     spec = load_spec(tmp_path / "specs" / "none_0.json")
-    assert spec.actors == () and spec.traffic.count > 0
+    # Learned traffic: vehicles in the spec with fitted behaviours, no random TrafficSpec.
+    assert len(spec.actors) > 10 and spec.traffic.count == 0
+    assert len({a.behavior.headway for a in spec.actors}) > 5
     assert not (tmp_path / "preview.png").exists()
+
+
+def test_background_random_keeps_the_simulators_traffic(tmp_path: Path) -> None:
+    cfg = _compose(["family=none", "n=1", "preview.count=0", "background=random"])
+    cfg.progress_bar = False
+    generate(cfg, tmp_path, log=open(tmp_path / "log.txt", "w"))  # noqa: SIM115
+    spec = load_spec(tmp_path / "specs" / "none_0.json")
+    assert spec.actors == () and spec.traffic.count > 0
 
 
 def test_road_option_takes_a_scenario_configs_road(tmp_path: Path) -> None:
@@ -91,6 +105,7 @@ def test_road_option_takes_a_scenario_configs_road(tmp_path: Path) -> None:
         ("n=0", r"n: expected an integer >= 1"),
         ("family=red_light_runner", r"needs junctions"),
         ("road=nowhere", r"road: 'nowhere'"),
+        ("background=magic", r"background: unknown sampler 'magic'.*learned"),
     ],
 )
 def test_bad_settings_name_the_key(tmp_path: Path, override: str, match: str) -> None:
