@@ -1384,3 +1384,48 @@ def model_from_segments(
         speeds=((0.0, "motorway", speed_limit),),
     )
     return OdrMap(name=name, roads=(road,), rev_minor=4)
+
+
+def road_spec_segments(road: Any) -> tuple[list[R.Segment], bool]:
+    """The reference line of a procedural :class:`sim.scenario.RoadSpec` and whether it is
+    closed: the pieces :func:`sim.scenario.build_road` builds (``curved``: the S-bend of
+    :func:`sim.road.curved_highway`)."""
+    if road.kind == "straight":
+        return [R.Segment.line(road.length)], False
+    if road.kind == "ring":
+        return [R.Segment.arc(2 * math.pi * road.radius, 1.0 / road.radius)], True
+    if road.kind == "curved":
+        k = 1.0 / road.radius
+        t = road.transition
+        arc = math.pi / 4 / k - t
+        bend = (
+            [R.Segment.arc(arc, k)]
+            if t == 0
+            else [R.Segment.spiral(t, 0.0, k), R.Segment.arc(arc, k), R.Segment.spiral(t, k, 0.0)]
+        )
+        mirror = [R.Segment(sg.length, -sg.k0, -sg.k1) for sg in bend]
+        straight = (road.length - 2 * (2 * t + arc)) / 3.0
+        line = R.Segment.line(straight)
+        return [line, *bend, line, *mirror, line], False
+    if road.kind == "segments":
+        out = []
+        for sg in road.segments:
+            if sg.type == "line":
+                out.append(R.Segment.line(sg.length))
+            elif sg.type == "arc":
+                out.append(R.Segment.arc(sg.length, sg.curvature))
+            else:
+                out.append(R.Segment.spiral(sg.length, sg.curvature, sg.curvature_end))
+        return out, False
+    raise OpenDriveError(f"road.kind: no procedural reference line for {road.kind!r}")
+
+
+def model_from_road_spec(road: Any) -> OdrMap:
+    """The OpenDRIVE model of any :class:`sim.scenario.RoadSpec`: a ``file`` road's parsed
+    map, or a procedural road's :func:`model_from_segments`."""
+    if road.kind == "file":
+        return read_opendrive(road.path)
+    segs, closed = road_spec_segments(road)
+    return model_from_segments(
+        segs, road.num_lanes, road.lane_width, road.speed_limit, closed, name=road.kind
+    )

@@ -347,11 +347,8 @@ def test_procedural_road_exported_and_imported_gives_the_same_lane_graph(
     from generative.openscenario import road_segments, write_road_xodr
 
     ref = build_road(spec)
-    segs, closed = road_segments(spec)
-    ours = O.write_opendrive(
-        O.model_from_segments(segs, spec.num_lanes, spec.lane_width, spec.speed_limit, closed),
-        tmp_path / "ours.xodr",
-    )
+    assert O.road_spec_segments(spec) == road_segments(spec)
+    ours = O.write_opendrive(O.model_from_road_spec(spec), tmp_path / "ours.xodr")
     theirs = write_road_xodr(spec, tmp_path / "scenariogeneration.xodr")
     for path in (ours, theirs):
         g = O.build_lane_graph(O.read_opendrive(path))
@@ -416,3 +413,28 @@ def test_scenario_on_town04_highway_spawns_on_a_driving_lane_and_drives() -> Non
     assert abs(float(st.d[0, 0])) < 1.0 and float(st.progress[0]) > 0
     with pytest.raises(SpecError, match="road 45 lane 2 not in map 'Town04'"):
         check_on_road(ScenarioSpec(road=spec.road, ego=EgoSpec(road=45, lane=2)), g)
+
+
+@needs_data
+def test_gendrive_run_drives_the_town04_example_spec(tmp_path: Path) -> None:
+    import csv
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "gendrive"
+    cmd = [
+        str(exe),
+        "run",
+        "scenario_file=docs/examples/town04_highway.yaml",
+        "episodes=1",
+        "num_envs=1",
+        "video.episodes=0",
+        "progress_bar=false",
+        f"hydra.run.dir={tmp_path / 'r'}",
+    ]
+    # the spec's map path is relative to the repository root, where gendrive is run
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    (row,) = csv.DictReader((tmp_path / "r" / "episodes.csv").open())
+    assert row["collision"] == "0" and row["off_road"] == "0", row
+    assert float(row["progress_m"]) > 500.0
