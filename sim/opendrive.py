@@ -16,9 +16,9 @@ Why not a maintained parser
 direction", IndexError) and on 21 of the 79 test maps in total. Its fork ``pyxodr-omega-prime``
 0.1.5 loads 71 of 79 including the towns, but takes 2.3-10 s per town at 1 m resolution (the
 budget is well under 2 s), exposes lane-level junction links only as Python object graphs, and
-reads neither speed limits, signals, controllers nor the traffic rule. Both are evaluated by
-``bench/map_load.py --pyxodr``-style runs recorded in docs/maps.md. This module is written
-against the OpenDRIVE 1.4-1.7 specification, vectorised with numpy.
+reads neither speed limits, signals, controllers nor the traffic rule (evaluation and numbers:
+docs/maps.md). This module is written against the OpenDRIVE 1.4-1.7 specification, vectorised
+with numpy; lxml parses (line numbers for errors).
 
 Model (OpenDRIVE 1.7, sections 7-9)
 -----------------------------------
@@ -231,6 +231,7 @@ class Junction:
     name: str
     connections: tuple[Connection, ...]
     type: str = "default"
+    controllers: tuple[str, ...] = ()  # ids of the controllers (traffic lights) it uses
 
 
 @dataclass(frozen=True)
@@ -375,7 +376,7 @@ def _link(rd: _Reader, el: Any) -> RoadLink | None:
     return RoadLink(et, rd.text(el, "elementId"), cp)  # type: ignore[arg-type]
 
 
-def _lane(rd: _Reader, el: Any, section_len: float) -> OdrLane:
+def _lane(rd: _Reader, el: Any) -> OdrLane:
     lid = rd.int_(el, "id")
     if el.find("border") is not None and el.find("width") is None:
         raise rd.fail(el.find("border"), "lane <border> geometry is unsupported (use <width>)")
@@ -462,16 +463,11 @@ def read_opendrive(path: str | Path) -> OdrMap:
         secs_xml = r.findall("lanes/laneSection")
         if not secs_xml:
             raise rd.fail(r, f"road {rid}: no lanes/laneSection")
-        starts = sorted(rd.num(sx, "s") for sx in secs_xml)
         sections = []
         for sx in sorted(secs_xml, key=lambda e: rd.num(e, "s")):
             s0 = rd.num(sx, "s")
-            later = [s for s in starts if s > s0]
-            sec_len = (later[0] if later else length) - s0
             lanes = [
-                _lane(rd, ln, sec_len)
-                for side in ("left", "right")
-                for ln in sx.findall(f"{side}/lane")
+                _lane(rd, ln) for side in ("left", "right") for ln in sx.findall(f"{side}/lane")
             ]
             sections.append(LaneSection(s0, tuple(sorted(lanes, key=lambda ln: -ln.id))))
         speeds = []
@@ -516,7 +512,13 @@ def read_opendrive(path: str | Path) -> OdrMap:
                 Connection(c.get("id", ""), rd.text(c, "incomingRoad"), cr, cp, links)  # type: ignore[arg-type]
             )
         junctions.append(
-            Junction(rd.text(j, "id"), j.get("name", ""), tuple(conns), j.get("type", "default"))
+            Junction(
+                rd.text(j, "id"),
+                j.get("name", ""),
+                tuple(conns),
+                j.get("type", "default"),
+                tuple(rd.text(c, "id") for c in j.findall("controller")),
+            )
         )
     controllers = []
     by_signal: dict[str, list[str]] = {}
@@ -833,14 +835,13 @@ def build_lane_graph(
     _link_drafts(model, road_idx, draft_of, drafts, forward, rep)
     _bridge_slivers(drafts, rep)
     rep.lanes = len(drafts)
-    for i, d in enumerate(drafts):
+    for d in drafts:
         for kind, links in (("successors", d.successors), ("predecessors", d.predecessors)):
             if len(links) > R.MAX_LINKS:
                 raise OpenDriveError(
                     f"{model.source or model.name}: road {d.odr_road} lane {d.odr_lane} has "
                     f"{len(links)} {kind}; the lane graph holds at most {R.MAX_LINKS}"
                 )
-        del i
     graph = R.assemble(drafts, sec_len, sec_road, sec_s0, model.name, spacing)
     return dataclasses.replace(graph, lane_reversed=np.array([not f for f in forward], np.bool_))
 
@@ -1281,16 +1282,21 @@ def opendrive_xml(model: OdrMap) -> str:
         if j.type != "default":
             je.set("type", j.type)
         for cn in j.connections:
+            road_attr = "linkedRoad" if j.type == "direct" else "connectingRoad"
             ce = ET.SubElement(
                 je,
                 "connection",
-                id=cn.id,
-                incomingRoad=cn.incoming_road,
-                connectingRoad=cn.connecting_road,
-                contactPoint=cn.contact_point,
+                {
+                    "id": cn.id,
+                    "incomingRoad": cn.incoming_road,
+                    road_attr: cn.connecting_road,
+                    "contactPoint": cn.contact_point,
+                },
             )
             for fr, to in cn.lane_links:
                 ET.SubElement(ce, "laneLink", {"from": str(fr), "to": str(to)})
+        for cid in j.controllers:
+            ET.SubElement(je, "controller", id=cid)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

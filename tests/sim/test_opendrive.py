@@ -189,6 +189,7 @@ def test_speed_limits_signals_and_controllers() -> None:
     lights = [sg for sg in model.signals if sg.dynamic]
     assert lights and all(sg.controllers for sg in lights)
     assert len(model.controllers) == 43
+    assert sum(len(j.controllers) for j in model.junctions) == 43  # each used by a junction
     ctrl = model.controllers[0]
     assert any(ctrl.id in sg.controllers for sg in model.signals if sg.id in ctrl.signal_ids)
     model2, _, _ = _load(ESMINI / "xodr" / "fabriksgatan_traffic_lights.xodr")
@@ -374,7 +375,8 @@ def test_loaded_map_written_and_read_back_is_the_same(tmp_path: Path, name: str)
     model2 = O.read_opendrive(out)
     assert len(model2.roads) == len(model.roads)
     assert len(model2.signals) == len(model.signals)
-    assert len(model2.junctions) == len(model.junctions)
+    assert [j.controllers for j in model2.junctions] == [j.controllers for j in model.junctions]
+    assert model2.controllers == model.controllers
     g2 = O.build_lane_graph(model2)
     np.testing.assert_array_equal(g2.successors, g.successors)
     np.testing.assert_allclose(g2.x, g.x, atol=1e-3)
@@ -438,3 +440,38 @@ def test_gendrive_run_drives_the_town04_example_spec(tmp_path: Path) -> None:
     (row,) = csv.DictReader((tmp_path / "r" / "episodes.csv").open())
     assert row["collision"] == "0" and row["off_road"] == "0", row
     assert float(row["progress_m"]) > 500.0
+
+
+def _one_geometry_road(tmp_path: Path, shape: str, length: float) -> O.OdrMap:
+    p = tmp_path / "g.xodr"
+    p.write_text(GOOD_ROAD.format(shape=shape).replace('length="100"', f'length="{length}"'))
+    return O.read_opendrive(p)
+
+
+def test_poly3_and_param_poly3_shapes(tmp_path: Path) -> None:
+    # paramPoly3 normalized and arcLength describe the same curve when the coefficients are
+    # scaled by powers of the length
+    L = 40.0
+    cu, cv = (0.0, 1.0, -0.002, 0.0), (0.0, 0.0, 0.01, -0.0001)
+    arc = " ".join(f'{c}U="{v}"' for c, v in zip("abcd", cu, strict=True))
+    arc += " " + " ".join(f'{c}V="{v}"' for c, v in zip("abcd", cv, strict=True))
+    norm = " ".join(f'{c}U="{v * L**i}"' for i, (c, v) in enumerate(zip("abcd", cu, strict=True)))
+    norm += " " + " ".join(
+        f'{c}V="{v * L**i}"' for i, (c, v) in enumerate(zip("abcd", cv, strict=True))
+    )
+    m1 = _one_geometry_road(tmp_path, f'<paramPoly3 {arc} pRange="arcLength"/>', L)
+    m2 = _one_geometry_road(tmp_path, f'<paramPoly3 {norm} pRange="normalized"/>', L)
+    s = np.linspace(0.0, L, 50)
+    ref1, ref2 = O.eval_reference(m1.roads[0], s), O.eval_reference(m2.roads[0], s)
+    for a, b in zip(ref1, ref2, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-9)
+    # poly3: v = c u^2 in local coordinates, parameterised by arc length
+    m3 = _one_geometry_road(tmp_path, '<poly3 a="0" b="0" c="0.01" d="0"/>', L)
+    s = np.linspace(0.0, L, 4001)
+    x, y, h, k = O.eval_reference(m3.roads[0], s)
+    np.testing.assert_allclose(y, 0.01 * x**2, atol=1e-6)
+    assert np.hypot(np.diff(x), np.diff(y)).sum() == pytest.approx(L, abs=1e-3)
+    np.testing.assert_allclose(h, np.arctan(0.02 * x), atol=1e-6)
+    np.testing.assert_allclose(k[0], 0.02, rtol=1e-6)
+    g = O.build_lane_graph(m3)
+    assert g.lane_length[0] > L  # the right lane is outside this left-turning curve
