@@ -219,7 +219,7 @@ def _nearby(state: WorldState, k: int) -> F32:
             np.sin(dyaw),
             g(state.length),
             g(state.width),
-            np.ones(dyaw.shape, np.float32),
+            valid,  # the valid flag: 1 (as float32) wherever the select below keeps the row
         ]
     )
     f = np.where(valid, f / _FEATURE_SCALE, _F0).transpose(1, 2, 0)

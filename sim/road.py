@@ -575,6 +575,39 @@ def _lane_table(g: LaneGraph) -> F32:
 
 
 @lru_cache(maxsize=16)
+def _lane_int_table(g: LaneGraph) -> I32:
+    """(2, L) int32 rows: first sample and last segment index of each lane."""
+    table = np.stack([g.lane_start, g.lane_last_seg_i]).astype(np.int32, copy=False)
+    table.flags.writeable = False
+    return table
+
+
+@lru_cache(maxsize=16)
+def _segment_table(g: LaneGraph) -> F32:
+    """(5, P) float32 rows: x, y, segment dx, dy and squared length (tracking projection)."""
+    table = np.stack([g.x, g.y, g.seg_dx, g.seg_dy, g.seg_len2])
+    table.flags.writeable = False
+    return table
+
+
+@lru_cache(maxsize=16)
+def _match_table(g: LaneGraph) -> F32:
+    """(5, P) float32 rows read at a projection's matched segment: its length, the lane width,
+    ``s``, ``s_ref`` and the segment's ``s_ref`` change."""
+    table = np.stack([g.seg_len, g.width, g.s, g.s_ref, g.seg_ds_ref])
+    table.flags.writeable = False
+    return table
+
+
+@lru_cache(maxsize=64)
+def _window_rows(Q: int) -> NDArray[np.intp]:
+    """(Q,) flat offset of each query's row of a (Q, W) projection window; read-only."""
+    rows = np.arange(0, Q * _WINDOW.size, _WINDOW.size)
+    rows.flags.writeable = False
+    return rows
+
+
+@lru_cache(maxsize=16)
 def _pose_table(g: LaneGraph) -> F32:
     """(6, P) float32 rows: x, y, segment dx, segment dy, heading, heading change."""
     table = np.stack([g.x, g.y, g.seg_dx, g.seg_dy, g.heading, g.dheading])
@@ -844,31 +877,32 @@ def project_tracking(
     """
     lane = np.asarray(lane, np.int32)
     s_prev = np.asarray(s, np.float32)
-    start = g.lane_start.take(lane)
-    last = g.lane_last_seg_i.take(lane)  # index of the lane's last segment
-    idx = np.floor(s_prev / g.lane_ds.take(lane)).astype(np.int32)[:, None] + _WINDOW
+    start, last = _lane_int_table(g).take(lane, axis=1)  # last: index of the lane's last segment
+    ds = g.lane_ds.take(lane)
+    idx = np.floor(s_prev / ds).astype(np.int32)[:, None] + _WINDOW
     seg = np.minimum(np.maximum(idx, _I0), last[:, None])
     ok = idx == seg  # window slots inside the lane
     flat = start[:, None] + seg  # (Q, W) flat segment starts
-    ex, ey = g.seg_dx.take(flat), g.seg_dy.take(flat)
-    qx, qy = x[:, None] - g.x.take(flat), y[:, None] - g.y.take(flat)
-    t = np.minimum(np.maximum((qx * ex + qy * ey) / g.seg_len2.take(flat), _F0), _F1)
+    px, py, ex, ey, len2 = _segment_table(g).take(flat, axis=1)
+    qx, qy = x[:, None] - px, y[:, None] - py
+    t = np.minimum(np.maximum((qx * ex + qy * ey) / len2, _F0), _F1)
     dx, dy = qx - t * ex, qy - t * ey
     dist = np.sqrt(dx * dx + dy * dy)
     k = np.where(ok, dist, _INF).argmin(axis=-1)
-    pick = np.arange(0, k.size * _WINDOW.size, _WINDOW.size) + k  # flat (Q, W) index of k
+    pick = _window_rows(k.size) + k  # flat (Q, W) index of k
     best = flat.take(pick)
     t = t.take(pick)
-    d = (ex * qy - ey * qx).take(pick) / g.seg_len.take(best)
+    seg_len, width, s_best, s_ref_best, ds_ref = _match_table(g).take(best, axis=1)
+    d = (ex * qy - ey * qx).take(pick) / seg_len
     dist = dist.take(pick)
     seg_i = best - start
     at_edge = ((k == _K0) & (seg_i > _I0)) | ((k == _K_LAST) & (seg_i < last))
     at_end = ((seg_i == last) & (t >= _F1)) | ((seg_i == _I0) & (t <= _F0))
     # (Beyond the lane ends is at_end; a point outside a bend may sit in the wedge between two
     # segments, where its distance exceeds |d| by a hair: that is still settled.)
-    settled = (np.abs(d) <= _HALF * g.width.take(best)) & ~(at_edge | at_end)
-    new_s = g.s.take(best) + t * g.lane_ds.take(lane)
-    s_ref = g.s_ref.take(best) + g.seg_ds_ref.take(best) * t
+    settled = (np.abs(d) <= _HALF * width) & ~(at_edge | at_end)
+    new_s = s_best + t * ds
+    s_ref = s_ref_best + ds_ref * t
     if np.count_nonzero(settled) == settled.size:
         return Projection(lane, new_s, d, dist, s_ref)
     new_lane = lane.copy()

@@ -550,6 +550,7 @@ _HALF = np.array(0.5, np.float32)
 _FREE_GAP = np.array(FREE_GAP, np.float32)
 _STOPPED_EPS = np.array(STOPPED_EPS, np.float32)
 _NO_LEADER = np.array(0, np.int64)
+_I0 = np.array(0, np.int32)
 _I1 = np.array(1, np.int32)
 
 
@@ -648,9 +649,9 @@ def step(
     # Each env holds a MOBIL round once per mobil_interval_s (envs staggered so the batch cost
     # is even); rounds alternate between changes to the left and to the right so two vehicles
     # from either side never claim the same gap on the same snapshot.
-    period = max(1, round(params.mobil_interval_s / dt))
+    period = np.array(max(1, round(params.mobil_interval_s / dt)), np.int32)
     clock = st.step_count + st.phase
-    slot_b = clock % period == 0
+    slot_b = clock % period == _I0
     if np.count_nonzero(slot_b):
         slot = slot_b[:, None]
         cand = (
