@@ -345,11 +345,12 @@ def test_cache_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 def test_procedural_road_exported_and_imported_gives_the_same_lane_graph(
     tmp_path: Path, spec: RoadSpec
 ) -> None:
-    from generative.openscenario import road_segments, write_road_xodr
+    from generative.openscenario import road_segments, write_road_xodr, xodr_schema_errors
 
     ref = build_road(spec)
     assert O.road_spec_segments(spec) == road_segments(spec)
     ours = O.write_opendrive(O.model_from_road_spec(spec), tmp_path / "ours.xodr")
+    assert xodr_schema_errors(ours) == []  # OpenDRIVE 1.7 XSD
     theirs = write_road_xodr(spec, tmp_path / "scenariogeneration.xodr")
     for path in (ours, theirs):
         g = O.build_lane_graph(O.read_opendrive(path))
@@ -372,6 +373,9 @@ def test_procedural_road_exported_and_imported_gives_the_same_lane_graph(
 def test_loaded_map_written_and_read_back_is_the_same(tmp_path: Path, name: str) -> None:
     model, g, _ = _load(CARLA / f"{name}.xodr")
     out = O.write_opendrive(model, tmp_path / f"{name}.xodr")
+    from generative.openscenario import xodr_schema_errors
+
+    assert xodr_schema_errors(out) == []  # OpenDRIVE 1.7 XSD
     model2 = O.read_opendrive(out)
     assert len(model2.roads) == len(model.roads)
     assert len(model2.signals) == len(model.signals)
