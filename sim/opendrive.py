@@ -64,7 +64,9 @@ Lane graph contents: driving-type lanes (``driving``, ``entry``, ``exit``, ``onR
 median, curb, none, ...) only bound the drivable area: ``left_edge``/``right_edge`` of a driving
 lane reach to the outer edges of the contiguous run of driving lanes around it (across the centre
 line on two-way roads). Speed limit: the lane's ``speed`` entry, else the road ``type/speed``,
-else ``default_speed_mps``. Elevation, superelevation and road marks are ignored (the simulator
+else, on a junction's connecting road, the limit where its predecessor (else successor) road
+meets it (CARLA towns give no limit inside junctions: a highway ramp keeps the highway's), else
+``default_speed_mps``. Elevation, superelevation and road marks are ignored (the simulator
 is flat). Signals and controllers are parsed into :class:`Signal`/:class:`Controller`.
 
 Road ids: the lane graph stores int32 road ids. Numeric ids are kept; non-numeric ids
@@ -92,7 +94,7 @@ from sim import road as R
 
 F64 = NDArray[np.float64]
 
-LOADER_VERSION = 1  # bump when the compiled graph of a given file changes (invalidates caches)
+LOADER_VERSION = 2  # bump when the compiled graph of a given file changes (invalidates caches)
 REF_SAMPLE_M = 0.5  # [m] lane polyline spacing before resampling: chord error < 7 mm at R = 5 m
 SPIRAL_STEP_M = 0.01  # [m] clothoid integration grid (trapezoid error ~1e-9 m)
 SLIVER_M = 0.05  # [m] shorter lane sections (numerical slivers in CARLA exports, 1 mm - 3 cm)
@@ -712,6 +714,23 @@ def _speed_at(road: OdrRoad, sec: LaneSection, ln: OdrLane, s: F64, default: flo
     return out
 
 
+def _junction_speed(
+    model: OdrMap, road: OdrRoad, road_idx: dict[str, int], default: float
+) -> float:
+    """The limit a connecting road without its own takes from the road it continues."""
+    if road.junction == "-1" or any(v is not None for _, _, v in road.speeds):
+        return default
+    for link in (road.predecessor, road.successor):
+        if link is None or link.element_type != "road" or link.element_id not in road_idx:
+            continue
+        other = model.roads[road_idx[link.element_id]]
+        at = 0.0 if link.contact_point == "start" else other.length
+        limits = [v for s, _, v in other.speeds if s <= at + 1e-6]
+        if limits and limits[-1] is not None:
+            return limits[-1]
+    return default
+
+
 def build_lane_graph(
     model: OdrMap,
     spacing: float = R.LANE_SPACING_M,
@@ -739,6 +758,7 @@ def build_lane_graph(
     sec_road: list[int] = []
     sec_s0: list[float] = []
     sec_index: dict[tuple[int, int], int] = {}
+    road_default = [_junction_speed(model, rd, road_idx, default_speed_mps) for rd in model.roads]
     for ri, road in enumerate(model.roads):
         for k, sec in enumerate(road.sections):
             s0, s1 = sec.s, section_end(road, k)
@@ -801,7 +821,7 @@ def build_lane_graph(
                     left = right = 0.5 * w
                 x, y = rx + tc * nx, ry + tc * ny
                 sref = s - s0
-                spd = _speed_at(road, sec, ln, s, default_speed_mps)
+                spd = _speed_at(road, sec, ln, s, road_default[ri])
                 if not fwd:
                     x, y, w, spd = x[::-1], y[::-1], w[::-1], spd[::-1]
                     h = h[::-1] + np.pi

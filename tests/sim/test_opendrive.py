@@ -186,6 +186,9 @@ def test_speed_limits_signals_and_controllers() -> None:
     model, g, _ = _load(CARLA / "Town04.xodr")
     lane, _ = g.lane_index(45, -2, 50.0)
     assert g.speed_limit[_lane_slice(g, lane)] == pytest.approx(65 * 0.44704)
+    # junction connecting roads carry no limit in CARLA towns: they take their incoming road's
+    drive = np.repeat(g.lane_type, g.lane_npoints) == R.LaneType.DRIVING
+    assert not np.isclose(g.speed_limit[drive], O.DEFAULT_SPEED_LIMIT_MPS).any()
     lights = [sg for sg in model.signals if sg.dynamic]
     assert lights and all(sg.controllers for sg in lights)
     assert len(model.controllers) == 43
