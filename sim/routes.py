@@ -20,9 +20,9 @@ CARLA world frame
 CARLA (Unreal) is left-handed: ``x`` forward, ``y`` right, yaw clockwise in degrees. OpenDRIVE
 and the lane graph are right-handed (``y`` left, heading counter-clockwise in radians). A CARLA
 world point is OpenDRIVE ``(x, -y)`` and a CARLA yaw ``psi`` [deg] is heading ``-radians(psi)``
-(:func:`carla_to_odr`). Checked on the Leaderboard routes: with the flip every waypoint lies on
-a driving lane centre of its town within ~0.1 m (the waypoints are lane centres) with matching
-heading; without it most are tens of metres off any lane.
+(:func:`carla_to_odr`). Checked on the Leaderboard routes: with the flip the devtest waypoints
+lie on driving lane centres (median 0.5 mm, max 0.6 m) and 98.9 % of the training waypoints
+match their lane's heading within 0.3 rad; without it the median distance is 46 m.
 
 Leaderboard routes
 ------------------
