@@ -53,7 +53,7 @@ from generative.model.dataset import (
     US101_SPEED_LIMIT_MPS,
     from_z,
 )
-from generative.model.network import NetConfig, TrafficNet
+from generative.model.network import NetConfig, NumpyHead, TrafficNet
 from generative.model.placement import (
     PlacementState,
     Proposal,
@@ -166,6 +166,8 @@ class LearnedTrafficSampler:
 
     def _init(self, net: TrafficNet, meta: dict[str, Any], temperature: float) -> None:
         self.net, self.meta = net, meta
+        self._place_head = NumpyHead(net.placement)
+        self._beh_head = NumpyHead(net.behavior)
         self.lc_threshold = float(meta.get("lc_threshold", DEFAULT_LC_THRESHOLD_MPS2))
         self.temperature = float(temperature)
         lo, hi = self.meta["density_range"]
@@ -236,12 +238,11 @@ class LearnedTrafficSampler:
                 f"s_range: expected 0 <= lo < hi <= {ctx.length:.1f}, got {(lo, hi)}"
             )
         zl, zh = zone_matrix(zones if zones is not None else [()] * n_s, n_s, ctx.num_lanes)
-        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         d_lo, d_hi = self.density_range
         d_cond = np.clip(density, d_lo, d_hi)
         stretch = d_cond / np.maximum(density, 1e-3)
         limit = ctx.road.speed_limit
-        net, temp = self.net, self.temperature
+        place_head, beh_head, temp = self._place_head, self._beh_head, self.temperature
 
         def propose(st: PlacementState) -> Proposal:
             q = st.scene
@@ -265,33 +266,29 @@ class LearnedTrafficSampler:
                 "left_v": np.where(has_left, np.nan_to_num(st.left_v), 0.0),
                 "has_left": has_left.astype(np.float64),
             }
-            x = torch.from_numpy(np.stack([cols[f] for f in FEATURES], 1).astype(np.float32))
-            y = net.placement.sample(x, gen, temp).numpy().astype(np.float64)
+            x = np.stack([cols[f] for f in FEATURES], 1)
+            y = place_head.sample(x, rng, temp)
             length = np.exp(y[:, 2])
             gap = np.exp(np.minimum(y[:, 0], 7.0))  # e^7 = 1.1 km: a far tail, not an overflow
             k = stretch[q]
             gap = gap * k + np.maximum(k - 1.0, 0.0) * length  # module docstring
             return Proposal(gap=gap, v=y[:, 1], length=length, width=y[:, 3])
 
-        with torch.no_grad():
-            scene, lane, s_ref, gap, v, length, width = place(
-                ctx, propose, density, (lo, hi), zl, zh, rng
-            )
-            has_gap = np.isfinite(gap)
-            bx = np.stack(
-                [
-                    v,
-                    np.where(has_gap, np.log(np.maximum(np.nan_to_num(gap), 0.1)), 0.0),
-                    has_gap.astype(np.float64),
-                    d_cond[scene] / DENSITY_SCALE,
-                    difficulty[scene],
-                ],
-                1,
-            ).astype(np.float32)
-            if scene.size:
-                z = net.behavior.sample(torch.from_numpy(bx), gen, temp).numpy().astype(np.float64)
-            else:
-                z = np.zeros((0, 5))
+        scene, lane, s_ref, gap, v, length, width = place(
+            ctx, propose, density, (lo, hi), zl, zh, rng
+        )
+        has_gap = np.isfinite(gap)
+        bx = np.stack(
+            [
+                v,
+                np.where(has_gap, np.log(np.maximum(np.nan_to_num(gap), 0.1)), 0.0),
+                has_gap.astype(np.float64),
+                d_cond[scene] / DENSITY_SCALE,
+                difficulty[scene],
+            ],
+            1,
+        )
+        z = beh_head.sample(bx, rng, temp) if scene.size else np.zeros((0, 5))
         beh = from_z(z)
         beh[:, 0] *= limit
         pol, thr = mobil_params(difficulty[scene], self.lc_threshold)

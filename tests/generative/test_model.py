@@ -1,0 +1,305 @@
+"""The learned traffic model: valid samples on any road, keep_clear, determinism, conditioning,
+training and weights."""
+
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from generative.families import get_family
+from generative.model import LearnedTrafficSampler, SamplerError, road_context
+from generative.model.sampler import DEFAULT_WEIGHTS, load_net
+from generative.model.validity import (
+    HEADWAY_FRACTION,
+    MAX_SPEED_FRAC,
+    MIN_GAP_M,
+    Vehicles,
+    make_valid,
+)
+from generative.sampling import TrafficSampler
+from sim import world
+from sim.scenario import ActorSpec, EgoSpec, RoadSpec, ScenarioSpec, SegmentSpec, build_road
+
+# The shared data, by its path relative to the repository root (../shared/data).
+US101 = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared"
+    / "data"
+    / "traffic"
+    / "ngsim_us101"
+    / "us101_tracks.csv"
+)
+needs_data = pytest.mark.skipif(not US101.is_file(), reason=f"{US101} not present")
+
+ROADS = [
+    RoadSpec(kind="straight", num_lanes=1, length=800.0, speed_limit=13.9),
+    RoadSpec(kind="straight", num_lanes=3, length=1500.0, speed_limit=30.0),
+    RoadSpec(kind="straight", num_lanes=5, length=600.0, speed_limit=36.0),
+    RoadSpec(kind="curved", num_lanes=2, length=1400.0, radius=400.0, speed_limit=27.8),
+    RoadSpec(kind="ring", num_lanes=3, radius=150.0, speed_limit=16.7),
+    RoadSpec(
+        kind="segments",
+        num_lanes=4,
+        speed_limit=25.0,
+        segments=(
+            SegmentSpec("line", 300.0),
+            SegmentSpec("spiral", 80.0, 0.0, 0.004),
+            SegmentSpec("arc", 200.0, 0.004),
+        ),
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def sampler() -> LearnedTrafficSampler:
+    return LearnedTrafficSampler()
+
+
+def _lane_gaps(road: RoadSpec, actors: Sequence[ActorSpec]) -> list[tuple[ActorSpec, float]]:
+    """(follower, bumper gap in lane-centre s) for consecutive vehicles, wrapping on loops."""
+    ctx = road_context(road)
+    out = []
+    for k in range(road.num_lanes):
+        lane = [a for a in actors if a.lane == -(k + 1)]
+        if len(lane) < 2:
+            continue
+        s = ctx.to_lane_s(np.full(len(lane), k), np.array([a.s for a in lane]))
+        order = np.argsort(s)
+        for i, j in itertools.pairwise(order):
+            out.append((lane[i], s[j] - s[i] - 0.5 * (lane[i].length + lane[j].length)))
+        if ctx.closed:
+            i, j = order[-1], order[0]
+            wrap = s[j] + ctx.lane_length[k] - s[i] - 0.5 * (lane[i].length + lane[j].length)
+            out.append((lane[i], wrap))
+    return out
+
+
+def _check_valid(
+    road: RoadSpec, actors: Sequence[ActorSpec], zones: Sequence[tuple[int, int, float, float]]
+) -> None:
+    assert all(isinstance(a, ActorSpec) for a in actors)
+    for a in actors:
+        assert 0.0 <= a.speed <= MAX_SPEED_FRAC * road.speed_limit + 1e-9
+        assert 1 <= -a.lane <= road.num_lanes and a.road == 0
+        assert a.behavior.v0 is not None and a.behavior.v0 > 0
+        for _, lane, lo, hi in zones:
+            assert not (a.lane == lane and a.s + a.length / 2 > lo and a.s - a.length / 2 < hi)
+    for a, gap in _lane_gaps(road, actors):
+        assert gap >= MIN_GAP_M - 1e-6
+        b = a.behavior
+        assert gap >= b.min_gap + HEADWAY_FRACTION * a.speed * b.headway - 1e-3
+
+
+def test_implements_the_traffic_sampler_protocol(sampler: LearnedTrafficSampler) -> None:
+    assert isinstance(sampler, TrafficSampler)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    road_i=st.integers(0, len(ROADS) - 1),
+    density=st.floats(3.0, 70.0),
+    difficulty=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**31 - 1),
+    zone=st.tuples(st.integers(1, 5), st.floats(0.0, 0.8), st.floats(0.0, 200.0)),
+)
+def test_samples_are_valid_on_any_road(
+    sampler: LearnedTrafficSampler,
+    road_i: int,
+    density: float,
+    difficulty: float,
+    seed: int,
+    zone: tuple[int, float, float],
+) -> None:
+    road = ROADS[road_i]
+    ctx = road_context(road)
+    lane = -min(zone[0], road.num_lanes)
+    lo = zone[1] * ctx.length
+    zones = [(0, lane, lo, min(lo + zone[2], ctx.length))]
+    actors = sampler.sample_traffic(
+        road,
+        np.random.default_rng(seed),
+        density_veh_per_km_lane=density,
+        keep_clear=zones,
+        difficulty=difficulty,
+    )
+    _check_valid(road, actors, zones)
+    # Every sample instantiates in the simulator with the spec checks on.
+    ego_s = zones[0][2] + 1.0 if zones[0][3] - zones[0][2] > 10.0 else None
+    if ego_s is not None:
+        spec = ScenarioSpec(
+            road=road, ego=EgoSpec(lane=lane, s=ego_s, route_length=1.0), actors=actors
+        )
+        st0 = world.reset([spec], build_road(road), [np.random.default_rng(0)])
+        assert st0.valid[0].sum() == 1 + len(actors)
+
+
+def test_density_is_about_what_was_asked(sampler: LearnedTrafficSampler) -> None:
+    road = RoadSpec(num_lanes=3, length=2000.0)
+    for d in (8.0, 20.0, 35.0):
+        n = [
+            len(sampler.sample_traffic(road, np.random.default_rng(s), density_veh_per_km_lane=d))
+            for s in range(4)
+        ]
+        per_km_lane = np.mean(n) / (3 * 2.0)
+        assert 0.7 * d <= per_km_lane <= 1.3 * d, (d, per_km_lane)
+
+
+def test_keep_clear_zones_are_honoured_in_families(sampler: LearnedTrafficSampler) -> None:
+    for name in ("hard_brake", "cut_in", "traffic_jam_end", "merge_into_slow", "none"):
+        for seed in range(2):
+            spec = get_family(name).sample(
+                np.random.default_rng(seed), 0.5 * seed, background=sampler
+            )
+            assert spec.traffic.count == 0 and len(spec.actors) > 5
+            world.reset([spec], build_road(spec.road), [np.random.default_rng(0)])
+
+
+def test_same_seed_same_traffic(sampler: LearnedTrafficSampler) -> None:
+    road = RoadSpec(num_lanes=3, length=1000.0)
+
+    def draw(seed: int) -> tuple[ActorSpec, ...]:
+        return sampler.sample_traffic(
+            road, np.random.default_rng(seed), density_veh_per_km_lane=20.0, difficulty=0.3
+        )
+
+    assert draw(7) == draw(7)
+    assert draw(7) != draw(8)
+    # A fresh sampler (fresh weights load) draws the same.
+    again = LearnedTrafficSampler().sample_traffic(
+        road, np.random.default_rng(7), density_veh_per_km_lane=20.0, difficulty=0.3
+    )
+    assert again == draw(7)
+
+
+def _vehicles(
+    sampler: LearnedTrafficSampler, density: float, difficulty: float, scenes: int = 40
+) -> Vehicles:
+    ctx = road_context(RoadSpec(num_lanes=3, length=600.0))
+    veh, _ = sampler.sample_vehicles(
+        ctx,
+        np.random.default_rng(0),
+        np.full(scenes, density),
+        np.full(scenes, difficulty),
+    )
+    return veh
+
+
+def _headways(v: Vehicles) -> np.ndarray:
+    order = np.lexsort((v.s, v.lane, v.scene))
+    s, ln, sc, L, sp = v.s[order], v.lane[order], v.scene[order], v.length[order], v.speed[order]
+    same = (ln[1:] == ln[:-1]) & (sc[1:] == sc[:-1])
+    gap = s[1:] - s[:-1] - 0.5 * (L[1:] + L[:-1])
+    ok = same & (sp[:-1] > 1.0)
+    return gap[ok] / sp[:-1][ok]
+
+
+def test_higher_density_gives_more_vehicles(sampler: LearnedTrafficSampler) -> None:
+    counts = [_vehicles(sampler, d, 0.5).n for d in (10.0, 25.0, 45.0)]
+    assert counts[0] < counts[1] < counts[2]
+
+
+def test_difficulty_shortens_headways(sampler: LearnedTrafficSampler) -> None:
+    easy = np.median(_headways(_vehicles(sampler, 30.0, 0.0)))
+    hard = np.median(_headways(_vehicles(sampler, 30.0, 1.0)))
+    assert hard < 0.8 * easy, (easy, hard)
+
+
+def test_validity_repairs_and_rejects_and_counts() -> None:
+    f = np.array
+    v = Vehicles(
+        scene=f([0, 0, 0, 0]),
+        lane=f([0, 0, 0, 0]),
+        s_ref=f([0.0, 4.0, 30.0, 60.0]),
+        s=f([0.0, 4.0, 30.0, 60.0]),
+        speed=f([10.0, 10.0, 50.0, np.nan]),
+        length=f([4.0, 4.0, 4.0, 4.0]),
+        width=f([1.8, 1.8, 1.8, 1.8]),
+        v0=f([30.0] * 4),
+        headway=f([1.0] * 4),
+        min_gap=f([2.0] * 4),
+        a_max=f([1.0] * 4),
+        b_comf=f([2.0] * 4),
+        politeness=f([0.3] * 4),
+        lc_threshold=f([0.2] * 4),
+    )
+    out, c = make_valid(v, speed_limit=30.0)
+    # NaN rejected; the car 4 m behind another (0 m gap) rejected; 50 m/s clipped to 39 m/s
+    # then slowed so that its 0.3 v T still fits the gap to the end of the lane (no leader).
+    assert c.sampled == 4 and c.rejected_nonfinite == 1 and c.rejected_overlap == 1
+    assert out.n == 2 and c.repaired_speed_limit == 1
+    assert out.speed.max() <= MAX_SPEED_FRAC * 30.0
+    # The remaining pair: gap 30 - 0 - 4 = 26 m; follower at 10 m/s with T 1: 26 >= 2 + 3.
+    assert c.repaired_gap_speed == 0
+    assert c.rates()["rejected"] == pytest.approx(0.5)
+
+
+def test_gap_rule_slows_a_follower_that_is_too_fast() -> None:
+    f = np.array
+    v = Vehicles(
+        scene=f([0, 0]),
+        lane=f([0, 0]),
+        s_ref=f([0.0, 10.0]),
+        s=f([0.0, 10.0]),
+        speed=f([20.0, 20.0]),
+        length=f([4.0, 4.0]),
+        width=f([1.8, 1.8]),
+        v0=f([30.0, 30.0]),
+        headway=f([1.0, 1.0]),
+        min_gap=f([2.0, 2.0]),
+        a_max=f([1.0, 1.0]),
+        b_comf=f([2.0, 2.0]),
+        politeness=f([0.3, 0.3]),
+        lc_threshold=f([0.2, 0.2]),
+    )
+    out, c = make_valid(v, speed_limit=30.0)
+    # gap 6 m: s0 2 + 0.3 * v * 1 <= 6 -> v <= 13.33 m/s.
+    assert c.repaired_gap_speed == 1 and c.repaired_min_gap == 0
+    assert out.speed[0] == pytest.approx(4.0 / 0.3)
+    assert out.speed[1] == 20.0
+
+
+def test_a_road_with_several_sections_is_refused_by_name() -> None:
+    with pytest.raises(SamplerError, match="density_veh_per_km_lane"):
+        LearnedTrafficSampler().sample_traffic(
+            RoadSpec(), np.random.default_rng(0), density_veh_per_km_lane=-1.0
+        )
+
+
+def test_shipped_weights_are_small_and_load() -> None:
+    assert DEFAULT_WEIGHTS.is_file()
+    assert DEFAULT_WEIGHTS.stat().st_size < 1_000_000
+    _, meta = load_net()
+    assert meta["format"] == 1 and meta["test_recordings"]
+    lo, hi = meta["density_range"]
+    assert 0 < lo < hi
+    assert 0.05 <= meta["lc_threshold"] <= 5.0
+
+
+def test_bad_weights_file_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "w.pt"
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(SamplerError, match=r"w\.pt: not traffic model weights"):
+        LearnedTrafficSampler(bad)
+    with pytest.raises(SamplerError, match=r"nope\.pt: traffic model weights not found"):
+        LearnedTrafficSampler(tmp_path / "nope.pt")
+
+
+@needs_data
+def test_a_short_training_run_reduces_the_loss_and_its_weights_load(tmp_path: Path) -> None:
+    from generative.model.train import TrainConfig, save, train
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(data=str(US101), out=str(tmp_path / "w.pt"), epochs=4, calibrate=False)
+    net, meta, res = train(cfg, progress=False)
+    assert res.train_nll[-1] < res.train_nll[0] - 0.5
+    assert res.n_train > 1000 and res.n_val > 100
+    path = save(net, meta, cfg.out)
+    s = LearnedTrafficSampler(path)
+    actors = s.sample_traffic(RoadSpec(), np.random.default_rng(0), density_veh_per_km_lane=20.0)
+    _check_valid(RoadSpec(), actors, ())
+    assert not list(tmp_path.glob("*.tmp"))  # written atomically
