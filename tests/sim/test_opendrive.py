@@ -397,10 +397,13 @@ def test_loaded_map_written_and_read_back_is_the_same(tmp_path: Path, name: str)
 
 
 @needs_data
-def test_scenario_on_town04_highway_spawns_on_a_driving_lane_and_drives() -> None:
+def test_scenario_on_town04_highway_spawns_on_a_driving_lane_and_drives(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from policy.rule_based import RuleBasedDriver
     from sim import world
 
+    monkeypatch.setenv("GENDRIVE_CACHE_DIR", str(tmp_path))  # not the user's cache
     rel = os.path.relpath(CARLA / "Town04.xodr", Path.cwd())
     spec = ScenarioSpec(
         road=RoadSpec(kind="file", path=rel),
@@ -442,7 +445,10 @@ def test_gendrive_run_drives_the_town04_example_spec(tmp_path: Path) -> None:
         f"hydra.run.dir={tmp_path / 'r'}",
     ]
     # the spec's map path is relative to the repository root, where gendrive is run
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
+    env = dict(os.environ, GENDRIVE_CACHE_DIR=str(tmp_path / "cache"))
+    res = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, check=False, cwd=ROOT, env=env
+    )
     assert res.returncode == 0, res.stderr
     (row,) = csv.DictReader((tmp_path / "r" / "episodes.csv").open())
     assert row["collision"] == "0" and row["off_road"] == "0", row

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,11 @@ needs_data = pytest.mark.skipif(
     not (ROUTES.is_dir() and CARLA.is_dir()),
     reason="route data absent: ../shared/data/routes/leaderboard_v1 and ../shared/data/maps/carla",
 )
+
+
+@functools.cache
+def _town(name: str) -> R.LaneGraph:
+    return O.load_lane_graph(CARLA / f"{name}.xodr", use_cache=False)
 
 
 def _check_linked(g: R.LaneGraph, route: RT.Route) -> None:
@@ -53,7 +59,7 @@ def test_plan_goes_round_a_ring() -> None:
 @needs_data
 def test_carla_y_axis_is_flipped_relative_to_opendrive() -> None:
     (route, *_) = RT.read_leaderboard_routes(ROUTES / "routes_devtest.xml")
-    g = O.load_lane_graph(CARLA / f"{route.town}.xodr")
+    g = _town(route.town)
     x, y, yaw = RT.carla_to_odr(route.waypoints[:, 0], route.waypoints[:, 1], route.waypoints[:, 2])
     flipped = R.project_global(g, x.astype(np.float32), y.astype(np.float32))
     raw = R.project_global(g, x.astype(np.float32), route.waypoints[:, 1].astype(np.float32))
@@ -73,7 +79,7 @@ def test_leaderboard_routes_plan_on_the_towns(name: str, need: int) -> None:
     routes = RT.read_leaderboard_routes(ROUTES / name)
     ok, errors = 0, []
     for route in routes:
-        g = O.load_lane_graph(CARLA / f"{route.town}.xodr")
+        g = _town(route.town)
         try:
             planned = RT.plan_leaderboard_route(g, route)
         except RT.RouteError as e:
@@ -95,7 +101,7 @@ def test_leaderboard_routes_plan_on_the_towns(name: str, need: int) -> None:
 
 @needs_data
 def test_unsnappable_waypoint_names_route_and_waypoint() -> None:
-    g = O.load_lane_graph(CARLA / "Town01.xodr")
+    g = _town("Town01")
     wps = np.array([[338.7, 226.75, 270.0], [5000.0, 5000.0, 0.0]])
     with pytest.raises(RT.RouteError, match=r"route 7 \(Town01\) waypoint 1 .* from the nearest"):
         RT.plan_leaderboard_route(g, RT.LeaderboardRoute("7", "Town01", wps))
