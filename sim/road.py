@@ -66,6 +66,7 @@ _PI = np.array(np.pi, np.float32)
 _NEG_PI = np.array(-np.pi, np.float32)
 _TWO_PI = np.array(TWO_PI, np.float32)
 _I0 = np.array(0, np.int32)
+_I1 = np.array(1, np.int32)
 _K0 = np.array(0, np.intp)
 _WINDOW = np.arange(-PROJECT_WINDOW, PROJECT_WINDOW + 1, dtype=np.int32)
 _K_LAST = np.array(_WINDOW.size - 1, np.intp)
@@ -657,8 +658,8 @@ def edges_limit_heading(g: LaneGraph, i: I32, f: F32) -> tuple[F32, F32, F32, F3
 def interp(g: LaneGraph, values: F32, lane: I32, s: F32) -> F32:
     """Linear interpolation of a per-sample array at ``(lane, s)``; any broadcast shape."""
     i, f = segment_index(g, lane, s)
-    v0 = values[i]
-    return (v0 + (values[i + 1] - v0) * f).astype(np.float32, copy=False)
+    v0 = values.take(i)
+    return (v0 + (values.take(i + 1) - v0) * f).astype(np.float32, copy=False)
 
 
 def wrap_half_turn(h: F32) -> F32:
@@ -730,12 +731,12 @@ def advance(
         over = s > g.lane_length.take(lane)
         if not np.count_nonzero(over):  # nobody past a lane end: inputs returned as they are
             break
-        nsucc = g.num_successors[lane]
-        has = over & (nsucc > 0)
-        nxt = g.successors[lane, choice % np.maximum(nsucc, 1)]
-        s = np.where(has, s - g.lane_length[lane], s).astype(np.float32, copy=False)
+        nsucc = g.num_successors.take(lane)
+        has = over & (nsucc > _I0)
+        nxt = g.successors[lane, choice % np.maximum(nsucc, _I1)]
+        s = np.where(has, s - g.lane_length.take(lane), s).astype(np.float32, copy=False)
         lane = np.where(has, nxt, lane).astype(np.int32, copy=False)
-        ended |= over & (nsucc == 0)
+        ended |= over & (nsucc == _I0)
     return lane, s, ended
 
 

@@ -552,6 +552,7 @@ _STOPPED_EPS = np.array(STOPPED_EPS, np.float32)
 _NO_LEADER = np.array(0, np.int64)
 _I0 = np.array(0, np.int32)
 _I1 = np.array(1, np.int32)
+_BLOCKED_SPEED = np.array(BLOCKED_SPEED, np.float32)
 
 
 def step(
@@ -629,8 +630,11 @@ def step(
         lead, dist = find_leader(ent, g, env, lane_f, s_f, flat, choice_f)
     has_lead = lead >= _NO_LEADER
     # lead == -1 gathers the last actor: harmless, the select drops it.
-    gap = np.where(has_lead, dist - _HALF * (len_f + len_f.take(lead)), _FREE_GAP)
-    dv = np.where(has_lead, v_f - v_f.take(lead), _F0)
+    gap = dist - _HALF * (len_f + len_f.take(lead))
+    dv = v_f - v_f.take(lead)
+    if np.count_nonzero(has_lead) < has_lead.size:  # else (a ring, busy lanes) all selects keep
+        gap = np.where(has_lead, gap, _FREE_GAP)
+        dv = np.where(has_lead, dv, _F0)
     acc = idm_accel(
         v_f, bf(beh.v0), gap, dv, bf(beh.headway), bf(beh.min_gap), bf(beh.a_max), bf(beh.b_comf)
     )
@@ -763,8 +767,16 @@ def step(
         lane_adv = lane_adv.copy()
     d = with_ego(d_new, proj.d)
     route, progress, on_route = _route_progress(st, g, proj)
-    off_route_m = np.where(on_route, _F0, st.off_route_m + ev * dt32).astype(np.float32)
-    stopped_s = np.where(ev < BLOCKED_SPEED, st.stopped_s + dt32, _F0).astype(np.float32)
+    # On the route and moving is the usual case: both counters are then zero (the selects' 0.0).
+    if np.count_nonzero(on_route) == B:
+        off_route_m = np.zeros(B, np.float32)
+    else:
+        off_route_m = np.where(on_route, _F0, st.off_route_m + ev * dt32)
+    stopped = ev < _BLOCKED_SPEED
+    if np.count_nonzero(stopped):
+        stopped_s = np.where(stopped, st.stopped_s + dt32, _F0)
+    else:
+        stopped_s = np.zeros(B, np.float32)
     return WorldState(
         x=with_ego(tx, ex),
         y=with_ego(ty, ey),
@@ -788,7 +800,7 @@ def step(
         route_choice=st.route_choice,
         route=route,
         time=st.time + dt32,
-        step_count=st.step_count + 1,
+        step_count=st.step_count + _I1,
         progress=progress,
         prev_progress=st.progress,
         time_limit=st.time_limit,
