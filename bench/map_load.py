@@ -3,6 +3,7 @@
     python bench/map_load.py                    # the CARLA towns
     python bench/map_load.py --all              # plus the esmini sample and unit-test roads
     python bench/map_load.py ../shared/data/esmini/xodr/soderleden.xodr
+    python bench/map_load.py --all --pyxodr pyxodr   # the same maps through pyxodr, if installed
 
 One JSON line per map: map, ok (or error), cold_s (read + build + cache write, into an empty
 cache), cached_s (from that cache), lanes, driving_lanes, points, driving_links,
@@ -11,6 +12,10 @@ link_ok_share (driving links whose ends meet within 5 cm and 0.05 rad), dropped_
 of (from, to) driving-lane pairs a route planner connects with successor and lane-change
 edges). Times are the best of ``--repeat`` runs in this process, after one warm-up load of
 another map (imports).
+
+``--pyxodr MODULE`` (``pyxodr`` or ``pyxodr_omega_prime``, installed separately) loads each map
+with that package instead (``RoadNetwork(path, resolution=1.0)``, every lane's centre line) and
+prints map, ok or error, and load_s: the evaluation in docs/maps.md.
 """
 
 from __future__ import annotations
@@ -85,11 +90,30 @@ def measure(path: Path, repeat: int) -> dict[str, object]:
     return row
 
 
+def measure_pyxodr(path: Path, module: str) -> dict[str, object]:
+    import importlib
+
+    network = importlib.import_module(f"{module}.road_objects.network")
+    t0 = time.perf_counter()
+    try:
+        rn = network.RoadNetwork(str(path), resolution=1.0)
+        lanes = 0
+        for road in rn.get_roads():
+            for section in road.lane_sections:
+                for lane in section.lanes:
+                    _ = lane.centre_line
+                    lanes += 1
+    except Exception as e:  # the point is to record how the package fails
+        return {"map": path.name, "ok": False, "error": f"{type(e).__name__}: {e}"[:200]}
+    return {"map": path.name, "ok": True, "lanes": lanes, "load_s": time.perf_counter() - t0}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("maps", nargs="*", type=Path, help="xodr files (default: the CARLA towns)")
     ap.add_argument("--all", action="store_true", help="also the esmini roads")
     ap.add_argument("--repeat", type=int, default=3, help="runs per map; the best is reported")
+    ap.add_argument("--pyxodr", metavar="MODULE", help="load with pyxodr (or a fork) instead")
     args = ap.parse_args()
     maps = list(args.maps) or sorted((DATA / "maps" / "carla").glob("*.xodr"))
     if args.all:
@@ -97,6 +121,10 @@ def main() -> None:
         maps += sorted((DATA / "esmini" / "unittest_xodr").glob("*.xodr"))
     if not maps:
         sys.exit(f"no maps: {DATA / 'maps' / 'carla'} is absent and none was given")
+    if args.pyxodr:
+        for p in maps:
+            print(json.dumps(measure_pyxodr(p, args.pyxodr)), flush=True)
+        return
     O.build_lane_graph(O.model_from_segments([R.Segment.line(10.0)]))  # warm-up (imports)
     O.read_opendrive(maps[-1])
     for p in maps:
