@@ -155,7 +155,19 @@ def evaluate_recordings(cfg: GenerateConfig, log: TextIO = sys.stdout) -> str:
             "evaluate: realism evaluation is not installed yet "
             "(generative.realism.evaluate_realism comes with the learned traffic model)"
         )
-    report = fn(cfg.data, seed=cfg.seed)
+    r = cfg.realism
+    if r.scenes_per_snapshot < 1 or r.rollout_scenes < 0 or r.c2st_epochs < 1:
+        raise GenerateError(
+            "realism: expected scenes_per_snapshot >= 1, rollout_scenes >= 0, c2st_epochs >= 1; "
+            f"got {r.scenes_per_snapshot}, {r.rollout_scenes}, {r.c2st_epochs}"
+        )
+    report = fn(
+        cfg.data,
+        seed=cfg.seed,
+        scenes_per_snapshot=r.scenes_per_snapshot,
+        rollout_scenes=r.rollout_scenes,
+        c2st_epochs=r.c2st_epochs,
+    )
     text = str(report.to_markdown())
     print(text, file=log)
     return text

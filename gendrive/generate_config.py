@@ -24,6 +24,15 @@ class ExportConfig:
 
 
 @dataclass
+class RealismConfig:
+    """Sizes of the realism evaluation (``evaluate=true``, generative.realism)."""
+
+    scenes_per_snapshot: int = 4  # generated scenes per held-out snapshot
+    rollout_scenes: int = 48  # scenes per sampler played 10 s in the simulator (0: no rollout)
+    c2st_epochs: int = 300  # Adam steps of each two-sample-test classifier
+
+
+@dataclass
 class GenerateConfig:
     """``gendrive generate``: sample scenarios of a family, or evaluate realism on recordings."""
 
@@ -37,4 +46,5 @@ class GenerateConfig:
     preview: PreviewConfig = field(default_factory=PreviewConfig)
     evaluate: bool = False  # print the realism table for ``data`` instead of sampling
     data: str | None = None  # recordings in the us101_tracks.csv format (evaluate=true)
+    realism: RealismConfig = field(default_factory=RealismConfig)
     progress_bar: bool = True

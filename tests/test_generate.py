@@ -141,8 +141,9 @@ def test_evaluate_says_realism_is_not_installed_or_calls_it(
         def to_markdown(self) -> str:
             return "| metric | value |\n|---|---|\n| speed W1 | 0.1 |"
 
-    def fake(path: str, *, seed: int = 0) -> Report:
+    def fake(path: str, *, seed: int = 0, **sizes: int) -> Report:
         calls.append((path, seed))
+        assert sizes == {"scenes_per_snapshot": 4, "rollout_scenes": 48, "c2st_epochs": 300}
         return Report()
 
     monkeypatch.setitem(
