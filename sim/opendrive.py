@@ -94,7 +94,7 @@ from sim import road as R
 
 F64 = NDArray[np.float64]
 
-LOADER_VERSION = 2  # bump when the compiled graph of a given file changes (invalidates caches)
+LOADER_VERSION = 3  # bump when the compiled graph of a given file changes (invalidates caches)
 REF_SAMPLE_M = 0.5  # [m] lane polyline spacing before resampling: chord error < 7 mm at R = 5 m
 SPIRAL_STEP_M = 0.01  # [m] clothoid integration grid (trapezoid error ~1e-9 m)
 SLIVER_M = 0.05  # [m] shorter lane sections (numerical slivers in CARLA exports, 1 mm - 3 cm)
@@ -757,7 +757,6 @@ def build_lane_graph(
     sec_len: list[float] = []
     sec_road: list[int] = []
     sec_s0: list[float] = []
-    sec_index: dict[tuple[int, int], int] = {}
     road_default = [_junction_speed(model, rd, road_idx, default_speed_mps) for rd in model.roads]
     for ri, road in enumerate(model.roads):
         for k, sec in enumerate(road.sections):
@@ -800,7 +799,6 @@ def build_lane_graph(
                     run_hi[lid], run_lo[lid] = hi, lo
                 i = j + 1
             si = len(sec_len)
-            sec_index[(ri, k)] = si
             sec_len.append(s1 - s0)
             sec_road.append(road.num_id)
             sec_s0.append(s0)
@@ -830,7 +828,7 @@ def build_lane_graph(
                 hu = np.unwrap(h)
                 seg = np.hypot(np.diff(x), np.diff(y))
                 sl = np.concatenate([[0.0], np.cumsum(seg)])
-                curv = np.gradient(hu, sl) if sl[-1] > 1e-6 else np.zeros_like(hu)
+                curv = np.gradient(hu, sl) if np.all(seg > 1e-9) else np.zeros_like(hu)
                 draft_of[(ri, k, ln.id)] = len(drafts)
                 forward.append(fwd)
                 drafts.append(
@@ -839,8 +837,8 @@ def build_lane_graph(
                         y=y,
                         heading=hu,
                         s_ref=sref,
-                        width=w,
-                        curvature=np.nan_to_num(curv),
+                        width=np.maximum(w, 0.0),
+                        curvature=curv,
                         speed_limit=spd,
                         left_edge=np.maximum(left, 0.0),
                         right_edge=np.maximum(right, 0.0),

@@ -84,7 +84,10 @@ def test_map_data_is_all_there() -> None:
 @pytest.mark.parametrize("path", MAPS, ids=_ids(MAPS))
 def test_every_map_loads_with_continuous_lanes_and_links(path: Path) -> None:
     model, g, rep = _load(path)
-    assert g.num_lanes > 0 and np.isfinite(g.x).all() and np.isfinite(g.heading).all()
+    assert g.num_lanes > 0
+    for name in ("x", "y", "heading", "curvature", "width", "speed_limit", "left_edge"):
+        assert np.isfinite(getattr(g, name)).all(), name
+    assert (g.width >= 0).all() and (g.speed_limit > 0).all()
     assert not rep.direction_conflicts
     # links to roads the file lacks are reported, not guessed (stationary_objects.xodr)
     ids = {rd.id for rd in model.roads}
