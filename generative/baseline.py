@@ -4,12 +4,14 @@ Hand-written rules, no data: per lane, vehicles front to back (the same placemen
 learned model, :mod:`generative.model.placement`) with
 
 - bumper gaps uniform in ``[GAP_MIN_M, 2 g_mean - GAP_MIN_M]``, ``g_mean = 1000 / density -
-  CAR_LENGTH_M`` (so the mean spacing gives the asked density), times ``1 - 0.5 difficulty``;
+  CAR_LENGTH_M`` (so the mean spacing gives the asked density);
 - speeds uniform in ``SPEED_FRAC`` of the limit (the simulator's own random traffic,
-  :class:`sim.scenario.TrafficSpec`, uses the same "around the limit" rule);
+  :class:`sim.scenario.TrafficSpec`, uses the same "around the limit" rule), the interval
+  shifted up by ``DIFFICULTY_SPEED_FRAC * difficulty``: at a given density, faster traffic is
+  shorter time headways;
 - length ``CAR_LENGTH_M``, width uniform in ``WIDTH_M``;
 - IDM/MOBIL: the simulator defaults (:class:`sim.scenario.BehaviorSpec`), desired speed
-  uniform in ``V0_FRAC`` of the limit; difficulty changes only the gaps.
+  uniform in ``V0_FRAC`` of the limit.
 
 The same validity rules and repairs apply (:mod:`generative.model.validity`).
 """
@@ -43,6 +45,7 @@ WIDTH_M = (1.8, 2.0)  # [m] the simulator's random-traffic widths
 SPEED_FRAC = (0.6, 1.0)  # [-] of the limit: TrafficSpec's default
 V0_FRAC = (0.8, 1.1)  # [-] of the limit: TrafficSpec's default
 DEFAULT_DENSITY = 20.0  # [veh/km/lane] when none is asked for
+DIFFICULTY_SPEED_FRAC = 0.2  # [-] of the limit added to both speed bounds at difficulty 1
 
 
 class RuleBasedTrafficSampler:
@@ -101,13 +104,14 @@ class RuleBasedTrafficSampler:
         lo, hi = s_range if s_range is not None else (0.0, ctx.length)
         zl, zh = zone_matrix(zones if zones is not None else [()] * n_s, n_s, ctx.num_lanes)
         mean_gap = np.maximum(1000.0 / density - CAR_LENGTH_M, GAP_MIN_M)
-        shrink = 1.0 - 0.5 * np.clip(difficulty, 0.0, 1.0)
+        faster = DIFFICULTY_SPEED_FRAC * np.clip(difficulty, 0.0, 1.0)
 
         def propose(st: PlacementState) -> Proposal:
             q = st.scene
             n = q.shape[0]
-            g = rng.uniform(GAP_MIN_M, 2.0 * mean_gap[q] - GAP_MIN_M) * shrink[q]
-            v: F64 = np.asarray(rng.uniform(SPEED_FRAC[0], SPEED_FRAC[1], n), np.float64)
+            g = rng.uniform(GAP_MIN_M, 2.0 * mean_gap[q] - GAP_MIN_M)
+            u = np.asarray(rng.uniform(SPEED_FRAC[0], SPEED_FRAC[1], n), np.float64)
+            v: F64 = u + faster[q]
             w: F64 = np.asarray(rng.uniform(WIDTH_M[0], WIDTH_M[1], n), np.float64)
             return Proposal(gap=g, v=v, length=np.full(n, CAR_LENGTH_M), width=w)
 
