@@ -714,10 +714,13 @@ def fuel_rate_flat(speed: NDArray[np.floating], accel: NDArray[np.floating], p: 
     j = w.astype(np.intp)
     fu, fw = u - i, w - j
     # The cell's four corners in one gather: rows (i, j), (i, j+1), (i+1, j), (i+1, j+1).
-    corner = c.table.take(np.add.outer(c.corner_offsets, i * c.na + j))
-    gw = c.one - fw
-    top = corner[0] * gw + corner[1] * fw
-    bottom = corner[2] * gw + corner[3] * fw
+    corner = c.table.take(np.add.outer(c.corner_offsets, i * c.na + j)).reshape(
+        (2, 2, *np.shape(i))
+    )
+    # Both rows of the cell weighted at once: (2, 2, Q) * (2, Q) then the two columns added,
+    # the same products and sums as top = c00 gw + c01 fw, bottom = c10 gw + c11 fw.
+    wc = corner * np.array([c.one - fw, fw])
+    top, bottom = wc[:, 0] + wc[:, 1]
     driving = top * (c.one - fu) + bottom * fu
     force = c.inertia * acc + c.rolling + c.drag * v * v
     stopped = (v < c.standstill) & (acc <= c.zero)

@@ -71,6 +71,14 @@ _I1 = np.array(1, np.intp)
 
 
 @lru_cache(maxsize=64)
+def _row_offsets(B: int, n: int) -> NDArray[np.intp]:
+    """(B,) flat offset of each row of a (B, n) array; read-only, shared across steps."""
+    rows = np.arange(0, B * n, n)
+    rows.flags.writeable = False
+    return rows
+
+
+@lru_cache(maxsize=64)
 def _rows(B: int) -> NDArray[np.int64]:
     """``arange(B)``, read-only and shared across steps (row index of per-env gathers)."""
     rows = np.arange(B)
@@ -231,16 +239,17 @@ def ego_leader(state: WorldState, road: R.LaneGraph) -> tuple[F32, F32, NDArray[
     else:
         on_succ = state.valid[:, 1:] & (lane == succ) & (succ >= 0) & ~ring
         dist = np.where(same & (ds > _F0), ds, np.where(on_succ, L - s0 + s, _INF))
-    rows = _rows(B)
+    # Gathers by flat index (row offset + column): 2-D fancy indexing costs ~3x more at B=1.
     j = dist.argmin(axis=1)
-    best = dist[rows, j]
+    best = dist.take(_row_offsets(B, N - 1) + j)
     j = j + _I1  # the actor's column
+    at = _row_offsets(B, N) + j
     has = np.isfinite(best)
     n_has = np.count_nonzero(has)
     if n_has == 0:
         return _no_leader(B)
-    gap = best - _HALF * (state.length[rows, j] + state.length[:, 0])
-    closing = state.speed[:, 0] - state.speed[rows, j]
+    gap = best - _HALF * (state.length.take(at) + state.length[:, 0])
+    closing = state.speed[:, 0] - state.speed.take(at)
     if n_has == B:
         return gap, closing, j
     return np.where(has, gap, _INF), np.where(has, closing, _F0), np.where(has, j, -1)

@@ -587,7 +587,12 @@ def step(
     ego_w = R.interp(g, g.width, lane0, s0)
     intr = np.abs(d0) > _HALF * (ego_w - st.width[:, 0])
     lane2 = st.lc_target.copy()
-    lane2[:, 0] = np.where(intr, np.where(d0 > _F0, g.left.take(lane0), g.right.take(lane0)), -1)
+    if np.count_nonzero(intr):
+        lane2[:, 0] = np.where(
+            intr, np.where(d0 > _F0, g.left.take(lane0), g.right.take(lane0)), -1
+        )
+    else:  # every ego within its lane (the usual case): what the select gives there
+        lane2[:, 0] = -1
     sec = lane2 >= 0
     n_sec = np.count_nonzero(sec)
     s2 = st.s
