@@ -23,15 +23,20 @@ Conditioning rules.
 - *Lanes*: US-101 has 5 main lanes; a road with L lanes uses lane positions 0..1 across its L
   lanes (leftmost 0, rightmost 1) and the edge-lane flags. The lane count itself is not an input
   (the data has only one).
-- *Density*: the model is conditioned on ``clip(density, lo, hi)``, ``[lo, hi]`` the 5th-95th
-  percentile of training snapshots (stored with the weights, ~14-43 veh/km/lane). Outside it,
-  every gap is stretched so the spacing (gap + length) scales by ``clip(d) / d``: a requested
-  8 veh/km/lane gets US-101's lightest traffic at 1.8x the spacing. Speeds stay the model's at
-  the clipped density (US-101 has no free-flowing traffic to learn from).
+- *Density* [veh/km/lane] is the space-mean density (1000 / mean centre spacing). The model's
+  density input covers the training snapshots' 5th-95th percentile (stored with the weights:
+  28-50 veh/km/lane, US-101 is congested). A calibration table made at training time
+  (:meth:`LearnedTrafficSampler.density_input`) maps the asked density and difficulty to the
+  input that realises it. Below the range, the lightest trained traffic is used and every
+  spacing (gap + length) is stretched by ``realised_min / density``: 8 veh/km/lane is US-101's
+  lightest traffic at ~3.5x the spacing. Speeds stay the model's at the lightest density
+  (US-101 has no free-flowing traffic to learn from). Above the range, spacings shrink the
+  same way (a gap keeps at least half its sampled size).
 - *Difficulty* in [0, 1] is the placement head's ``difficulty`` input: during training it is
-  each lane-snapshot's rank by median time headway (1 = shortest headways), so raising it draws
-  shorter headways as they occur in the data. It also lowers MOBIL politeness and the
-  lane-change threshold (more aggressive lane changes).
+  each lane-snapshot's rank by median time headway (1 = shortest headways). At the same
+  density (the calibration holds density fixed) difficulty 1 draws the faster, closer-following
+  traffic of the data's short-headway lanes: median time headway ~20 % shorter than at 0.
+  It also lowers MOBIL politeness and the lane-change threshold (more eager lane changes).
 - *Family*: no recording is labelled with a scenario family, so a family conditions the model
   through the density and difficulty it draws (:mod:`generative.families`).
 """
@@ -179,6 +184,42 @@ class LearnedTrafficSampler:
         """Validity counts accumulated over every call so far."""
         return self._stats
 
+    def density_input(self, density: F64, difficulty: F64) -> tuple[F64, F64]:
+        """The model's density input and the gap stretch that give ``density`` [veh/km/lane].
+
+        Without a calibration table: ``clip(density, lo, hi)`` and ``clip / density``. With
+        one (``meta["density_calibration"]``, :func:`generative.model.train.calibrate_density`):
+        the table gives the realised density of each input at a few difficulties; it is
+        interpolated linearly in difficulty and inverted linearly in density, so the scene
+        comes out at the asked density at any difficulty. Beyond the table's realised range the
+        end input is used and the gaps are stretched by ``realised_end / density``.
+
+        Args:
+            density, difficulty: ``(S,)`` each.
+
+        Returns:
+            (model input [veh/km/lane], stretch factor [-]), ``(S,)`` each.
+        """
+        cal = self.meta.get("density_calibration")
+        if cal is None:
+            d_lo, d_hi = self.density_range
+            d_cond = np.clip(density, d_lo, d_hi)
+            return d_cond, d_cond / np.maximum(density, 1e-3)
+        levels = np.asarray(cal["difficulty"], np.float64)  # (D,)
+        inputs = np.asarray(cal["density_in"], np.float64)  # (K,)
+        table = np.maximum.accumulate(np.asarray(cal["realised"], np.float64), axis=1)  # (D, K)
+        x = np.clip(difficulty, levels[0], levels[-1])
+        i = np.clip(np.searchsorted(levels, x, side="right") - 1, 0, levels.size - 2)
+        w = (x - levels[i]) / (levels[i + 1] - levels[i])
+        curve = (1 - w)[:, None] * table[i] + w[:, None] * table[i + 1]  # (S, K)
+        d = np.clip(density, curve[:, 0], curve[:, -1])
+        j = np.clip((curve < d[:, None]).sum(1), 1, inputs.size - 1)
+        rows = np.arange(d.size)
+        c0, c1 = curve[rows, j - 1], curve[rows, j]
+        f = np.where(c1 > c0, (d - c0) / np.maximum(c1 - c0, 1e-9), 0.0)
+        d_in = inputs[j - 1] + np.clip(f, 0.0, 1.0) * (inputs[j] - inputs[j - 1])
+        return d_in, d / np.maximum(density, 1e-3)
+
     @property
     def default_density(self) -> float:
         """[veh/km/lane] density used when none is asked for: the middle of the trained range."""
@@ -238,9 +279,7 @@ class LearnedTrafficSampler:
                 f"s_range: expected 0 <= lo < hi <= {ctx.length:.1f}, got {(lo, hi)}"
             )
         zl, zh = zone_matrix(zones if zones is not None else [()] * n_s, n_s, ctx.num_lanes)
-        d_lo, d_hi = self.density_range
-        d_cond = np.clip(density, d_lo, d_hi)
-        stretch = d_cond / np.maximum(density, 1e-3)
+        d_cond, stretch = self.density_input(density, difficulty)
         limit = ctx.road.speed_limit
         place_head, beh_head, temp = self._place_head, self._beh_head, self.temperature
 
@@ -271,7 +310,9 @@ class LearnedTrafficSampler:
             length = np.exp(y[:, 2])
             gap = np.exp(np.minimum(y[:, 0], 7.0))  # e^7 = 1.1 km: a far tail, not an overflow
             k = stretch[q]
-            gap = gap * k + np.maximum(k - 1.0, 0.0) * length  # module docstring
+            # Spacing (gap + length) scales by k (module docstring); when packing tighter than
+            # the data (k < 1) a gap keeps at least half its sampled size.
+            gap = np.maximum(gap * k + (k - 1.0) * length, 0.5 * gap * np.minimum(k, 1.0))
             return Proposal(gap=gap, v=y[:, 1], length=length, width=y[:, 3])
 
         scene, lane, s_ref, gap, v, length, width = place(

@@ -203,10 +203,11 @@ def test_higher_density_gives_more_vehicles(sampler: LearnedTrafficSampler) -> N
     assert counts[0] < counts[1] < counts[2]
 
 
-def test_difficulty_shortens_headways(sampler: LearnedTrafficSampler) -> None:
-    easy = np.median(_headways(_vehicles(sampler, 30.0, 0.0)))
-    hard = np.median(_headways(_vehicles(sampler, 30.0, 1.0)))
-    assert hard < 0.8 * easy, (easy, hard)
+def test_difficulty_shortens_headways_at_the_same_density(sampler: LearnedTrafficSampler) -> None:
+    easy_v, hard_v = _vehicles(sampler, 30.0, 0.0), _vehicles(sampler, 30.0, 1.0)
+    easy, hard = np.median(_headways(easy_v)), np.median(_headways(hard_v))
+    assert hard < 0.9 * easy, (easy, hard)
+    assert abs(hard_v.n - easy_v.n) < 0.1 * easy_v.n  # the asked density holds
 
 
 def test_validity_repairs_and_rejects_and_counts() -> None:
