@@ -200,8 +200,8 @@ class Outcome:
     speed_limit: F32  # [m/s] at the ego
     fuel_rate: F32  # [ml/s] of the ego's engine (0 for an electric car)
     energy_rate: F32  # [W] drawn from the ego's energy store (negative while recuperating)
-    # (left edge, right edge, speed limit, lane heading) at the ego of the next state, as
-    # sim.road.edges_limit_heading gives them: the observation of that state reuses them.
+    # (left edge, right edge, speed limit, heading error wrapped to [-pi, pi)) at the ego of the
+    # next state, from sim.road.edges_limit_heading: the observation of that state reuses them.
     road_at_ego: tuple[F32, F32, F32, F32] | None = None
 
 
@@ -401,7 +401,7 @@ def evaluate(
         speed_limit=limit,
         fuel_rate=rate_ml,
         energy_rate=power_w,
-        road_at_ego=(left, right, limit, heading),
+        road_at_ego=(left, right, limit, he),
     )
 
 

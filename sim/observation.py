@@ -131,8 +131,8 @@ def observe(
 ) -> F32:
     """Observation (B, obs_dim(cfg)) float32 of every environment's ego.
 
-    ``road_at_ego``: :func:`sim.road.edges_limit_heading` at this state's ego when the caller
-    has it already (:attr:`sim.metrics.Outcome.road_at_ego` of the step that made ``state``).
+    ``road_at_ego``: the ego's edges, speed limit and heading error when the caller has them
+    already (:attr:`sim.metrics.Outcome.road_at_ego` of the step that made ``state``).
 
     The non-actor fields are gathered as (B, size) numerators in :func:`obs_fields` order and
     scaled by one division: at B=1 each array op costs about a microsecond whatever its size,
@@ -142,10 +142,11 @@ def observe(
     lane, s, d = state.lane[:, 0], state.s[:, 0], state.d[:, 0]
     scale, ahead, zeros_c, names = _scalar_layout(cfg)
     if road_at_ego is None:
-        road_at_ego = R.edges_limit_heading(road, *R.segment_index(road, lane, s))
-    left, right, limit, heading = road_at_ego
-    head_err = state.yaw[:, 0] - heading
-    head_err = head_err - _TWO_PI * np.floor((head_err + _PI) / _TWO_PI)
+        left, right, limit, heading = R.edges_limit_heading(road, *R.segment_index(road, lane, s))
+        head_err = state.yaw[:, 0] - heading
+        head_err = head_err - _TWO_PI * np.floor((head_err + _PI) / _TWO_PI)
+    else:
+        left, right, limit, head_err = road_at_ego
     la = lane[:, None] + zeros_c
     sa = (s[:, None] + ahead[None, :]).astype(np.float32, copy=False)
     choice = state.route_choice[:, :1] + zeros_c

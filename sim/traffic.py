@@ -193,10 +193,14 @@ def find_leader(
         miss = np.nonzero(~hit)[0]
         ln = lane.take(miss)
         nsucc = g.num_successors.take(ln)
-        succ = g.successors[ln, choice.take(miss) % np.maximum(nsucc, _I1)]
+        # successors[ln, k] as a flat gather (2-D fancy indexing costs ~3x more at B=1).
+        k = choice.take(miss) % np.maximum(nsucc, _I1)
+        succ = g.successors.reshape(-1).take(ln * g.successors.shape[1] + k)
         sg = env.take(miss) * ent.groups_per_env + succ
         j = np.searchsorted(ent.keys, sg * g.entry_span - _F64_1, side="left")
-        hit2 = (nsucc > _I0) & (ent.group.take(j) == sg) & (ent.actor.take(j) != self_actor[miss])
+        hit2 = (
+            (nsucc > _I0) & (ent.group.take(j) == sg) & (ent.actor.take(j) != self_actor.take(miss))
+        )
         leader[miss] = np.where(hit2, ent.actor.take(j), _NONE)
         d2 = g.lane_length.take(ln) - s.take(miss) + ent.s.take(j)
         dist[miss] = np.where(hit2, d2, _FREE_GAP)

@@ -597,8 +597,15 @@ def step(
     n_sec = np.count_nonzero(sec)
     s2 = st.s
     if n_sec:  # only actors straddling two lanes need the mapping
+        # Flat indices of the straddlers (C order, as a boolean mask would list them): their
+        # second lane and the position there, gathered and scattered by index.
+        ci = np.nonzero(sec.reshape(-1))[0]
+        lane2_c = lane2.reshape(-1).take(ci)
+        s2_c = R.map_to_neighbor(
+            g, st.lane.reshape(-1).take(ci), st.s.reshape(-1).take(ci), lane2_c
+        )
         s2 = st.s.copy()
-        s2[sec] = R.map_to_neighbor(g, st.lane[sec], st.s[sec], lane2[sec])
+        s2.reshape(-1)[ci] = s2_c
     ent, _ = sort_entries(g, st.lane, st.s, st.valid, lane2, s2)
 
     flat, env = _flat_layout(B, N)
@@ -614,14 +621,13 @@ def step(
     if n_sec:
         # Actors on two lanes also look for a leader on the second one; one search answers
         # both (queries are independent), the closer leader wins.
-        ci = np.nonzero(sec.reshape(-1))[0]  # == flat[ci]
         M = B * N
         lead, dist = find_leader(
             ent,
             g,
             np.concatenate([env, env.take(ci)]),
-            np.concatenate([lane_f, lane2.reshape(-1).take(ci)]),
-            np.concatenate([s_f, s2.reshape(-1).take(ci)]),
+            np.concatenate([lane_f, lane2_c]),
+            np.concatenate([s_f, s2_c]),
             np.concatenate([flat, ci]),
             np.concatenate([choice_f, choice_f.take(ci)]),
         )
