@@ -4,21 +4,22 @@ Rules, checked per scene and lane in lane-centre ``s`` (what the simulator integ
 each vehicle's leader the next vehicle ahead in its lane (on a closed lane, the first vehicle
 leads the last one around the loop):
 
-1. **Finite.** Every sampled number is finite; a vehicle with a NaN/inf is *rejected*.
-2. **No overlap.** Bumper gap to the leader ``g >= MIN_GAP_M``; otherwise the follower is
-   *rejected* (never happens with the samplers here: placement works from gaps; the check
-   guards against bugs and curved-road s conversions).
-3. **Speed limits.** ``0 <= v <= min(MAX_SPEED_FRAC * limit, MAX_SPEED_MPS)``; a speed outside
+1. **Sizes.** Length in ``LENGTH_RANGE_M``, width in ``WIDTH_RANGE_M``; outside is *repaired*
+   (clipped). Checked first: the other rules use the sizes.
+2. **Finite.** Every sampled number is finite; a vehicle with a NaN/inf is *rejected*.
+3. **No overlap.** Bumper gap to the leader ``g >= MIN_GAP_M``; otherwise the follower is
+   *rejected*. Placement works from positive gaps, so this is rare (8 of 31 859 vehicles in the
+   realism evaluation, where spacings shrink beyond the trained density range).
+4. **Speed limits.** ``0 <= v <= min(MAX_SPEED_FRAC * limit, MAX_SPEED_MPS)``; a speed outside
    is *repaired* (clipped).
-4. **Gap consistent with speed.** ``g >= s0 + HEADWAY_FRACTION * v * T`` with the vehicle's own
-   jam distance ``s0`` and time headway ``T``. Repair: first ``s0`` is lowered to
-   ``max(g - HEADWAY_FRACTION v T, g / 2)`` when that is smaller (fitted jam distances are
-   noisy: 4 % of recorded US-101 gaps are below their driver's fitted s0), then the speed to
-   ``(g - s0) / (HEADWAY_FRACTION T)``. On recorded US-101 car following, 99.6 % of states
-   satisfy ``g >= min(s0, 1 m) + 0.3 v T`` with the fitted parameters, so the rule rejects
-   almost nothing real, while it keeps every start in a state IDM can brake out of.
-0. **Sizes** (first). Length in ``LENGTH_RANGE_M``, width in ``WIDTH_RANGE_M``; outside is
-   *repaired* (clipped).
+5. **Gap consistent with speed.** ``g >= s0 + HEADWAY_FRACTION * v * T`` with the vehicle's own
+   jam distance ``s0`` and time headway ``T`` (vehicles without a leader have no gap to keep).
+   Repair: first ``s0`` is lowered to ``max(g - HEADWAY_FRACTION v T, g / 2)`` when that is
+   smaller (fitted jam distances are noisy: 4 % of recorded US-101 gaps are below their
+   driver's fitted s0), then the speed to ``(g - s0) / (HEADWAY_FRACTION T)``. On recorded
+   US-101 car following, 99.6 % of states satisfy ``g >= min(s0, 1 m) + 0.3 v T`` with the
+   fitted parameters, so the rule changes almost nothing real, while every start is a state
+   IDM can brake out of.
 
 Counts of each repair and rejection are returned as :class:`ValidityCounts` and accumulate in
 the samplers' stats.
