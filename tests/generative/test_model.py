@@ -11,6 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from generative.baseline import RuleBasedTrafficSampler
 from generative.families import get_family
 from generative.model import LearnedTrafficSampler, SamplerError, road_context
 from generative.model.sampler import DEFAULT_WEIGHTS, load_net
@@ -21,7 +22,7 @@ from generative.model.validity import (
     Vehicles,
     make_valid,
 )
-from generative.sampling import TrafficSampler
+from generative.sampling import TrafficSampler, make_background
 from sim import world
 from sim.scenario import ActorSpec, EgoSpec, RoadSpec, ScenarioSpec, SegmentSpec, build_road
 
@@ -264,11 +265,22 @@ def test_gap_rule_slows_a_follower_that_is_too_fast() -> None:
     assert out.speed[1] == 20.0
 
 
-def test_a_road_with_several_sections_is_refused_by_name() -> None:
-    with pytest.raises(SamplerError, match="density_veh_per_km_lane"):
-        LearnedTrafficSampler().sample_traffic(
-            RoadSpec(), np.random.default_rng(0), density_veh_per_km_lane=-1.0
-        )
+def test_bad_arguments_are_named(sampler: LearnedTrafficSampler) -> None:
+    rng = np.random.default_rng(0)
+    with pytest.raises(SamplerError, match="density_veh_per_km_lane: expected > 0"):
+        sampler.sample_traffic(RoadSpec(), rng, density_veh_per_km_lane=-1.0)
+    with pytest.raises(SamplerError, match=r"difficulty: expected a number in \[0, 1\]"):
+        sampler.sample_traffic(RoadSpec(), rng, difficulty=1.5)
+    with pytest.raises(SamplerError, match="s_range: expected 0 <= lo < hi"):
+        sampler.sample_traffic(RoadSpec(length=500.0), rng, s_range=(100.0, 900.0))
+
+
+def test_backgrounds_by_name() -> None:
+    assert isinstance(make_background("learned"), LearnedTrafficSampler)
+    assert isinstance(make_background("rule_based"), RuleBasedTrafficSampler)
+    assert make_background("random") is None
+    with pytest.raises(ValueError, match=r"background: unknown sampler 'x'.*learned"):
+        make_background("x")
 
 
 def test_shipped_weights_are_small_and_load() -> None:
