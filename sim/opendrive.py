@@ -1446,9 +1446,14 @@ def road_spec_segments(road: Any) -> tuple[list[R.Segment], bool]:
 
 def model_from_road_spec(road: Any) -> OdrMap:
     """The OpenDRIVE model of any :class:`sim.scenario.RoadSpec`: a ``file`` road's parsed
-    map, or a procedural road's :func:`model_from_segments`."""
+    map, an urban layout's :func:`sim.urban.urban_model`, or a highway's
+    :func:`model_from_segments`."""
     if road.kind == "file":
         return read_opendrive(road.path)
+    from sim.urban import URBAN_KINDS, urban_model
+
+    if road.kind in URBAN_KINDS:
+        return urban_model(road)
     segs, closed = road_spec_segments(road)
     return model_from_segments(
         segs, road.num_lanes, road.lane_width, road.speed_limit, closed, name=road.kind

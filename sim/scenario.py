@@ -32,6 +32,7 @@ from sim import road as roads
 SPEC_VERSION = 1
 MAX_SPEED_MPS = 90.0  # [m/s] ~324 km/h: anything faster is a unit mistake (km/h given as m/s)
 MAX_EVENTS = 8  # scripted events per actor (slots in the (B, N, E) event arrays)
+URBAN_KINDS = ("intersection", "t_junction", "roundabout", "on_ramp", "off_ramp")  # sim.urban
 MAX_DECEL_MPS2 = 12.0  # [m/s^2] beyond tyre-road friction on dry asphalt (~1.2 g)
 
 
@@ -56,11 +57,26 @@ class SegmentSpec:
 @dataclass(frozen=True)
 class RoadSpec:
     """The road: ``straight``, ``curved`` (S-bend with clothoids), ``ring``, ``segments`` (your
-    own reference line) or ``file`` (an OpenDRIVE ``.xodr`` map at ``path``, relative to the
-    working directory; see :mod:`sim.opendrive`). A file map brings its own lanes, widths and
-    speed limits: the other fields are not used for it."""
+    own reference line), ``file`` (an OpenDRIVE ``.xodr`` map at ``path``, relative to the
+    working directory; see :mod:`sim.opendrive`) or an urban layout built as OpenDRIVE
+    (:mod:`sim.urban`): ``intersection`` (4-way, signalised by default), ``t_junction``,
+    ``roundabout`` (single lane), ``on_ramp``, ``off_ramp``. A file map brings its own lanes,
+    widths and speed limits: the other fields are not used for it. Urban layouts use
+    ``num_lanes`` (per direction), ``lane_width``, ``speed_limit`` and the fields after
+    ``path`` (:func:`sim.urban.urban_model` says which)."""
 
-    kind: Literal["straight", "curved", "ring", "segments", "file"] = "straight"
+    kind: Literal[
+        "straight",
+        "curved",
+        "ring",
+        "segments",
+        "file",
+        "intersection",
+        "t_junction",
+        "roundabout",
+        "on_ramp",
+        "off_ramp",
+    ] = "straight"
     num_lanes: int = field(default=3, metadata=_rng(1, 5))
     lane_width: float = field(default=3.5, metadata=_rng(2.0, 6.0))  # [m]
     speed_limit: float = field(default=30.0, metadata=_rng(gt=0, hi=MAX_SPEED_MPS))  # [m/s]
@@ -69,6 +85,13 @@ class RoadSpec:
     transition: float = field(default=60.0, metadata=_rng(lo=0))  # [m] clothoid length
     segments: tuple[SegmentSpec, ...] = ()
     path: str | None = None
+    arm_length: float = field(default=100.0, metadata=_rng(lo=10.0, hi=5000.0))  # [m]
+    junction_radius: float | None = field(default=None, metadata=_rng(gt=0, hi=100.0))  # [m]
+    turn_speed_limit: float | None = field(default=None, metadata=_rng(gt=0, hi=MAX_SPEED_MPS))
+    signalised: bool | None = None
+    ramp_length: float = field(default=150.0, metadata=_rng(lo=10.0, hi=2000.0))  # [m]
+    merge_length: float = field(default=150.0, metadata=_rng(lo=10.0, hi=2000.0))  # [m]
+    ramp_angle: float = field(default=0.25, metadata=_rng(0.05, 0.8))  # [rad]
 
 
 @dataclass(frozen=True)
@@ -292,6 +315,13 @@ def _check_self(spec: ScenarioSpec) -> None:
     r = spec.road
     if r.kind == "segments" and not r.segments:
         raise SpecError("road.segments: expected at least one segment for kind 'segments'")
+    if r.kind in URBAN_KINDS:
+        from sim.urban import UrbanError, urban_model
+
+        try:
+            urban_model(r)
+        except UrbanError as e:
+            raise SpecError(f"road.{e}") from None
     if r.kind == "file":
         if not r.path:
             raise SpecError("road.path: expected an OpenDRIVE file path for kind 'file'")
@@ -361,6 +391,11 @@ def build_road(r: RoadSpec) -> roads.LaneGraph:
             from sim.opendrive import load_lane_graph
 
             return load_lane_graph(str(r.path))
+        if r.kind in URBAN_KINDS:
+            from sim.opendrive import build_lane_graph
+            from sim.urban import urban_model
+
+            return build_lane_graph(urban_model(r))
         if r.kind == "straight":
             return roads.straight_highway(r.length, **common)  # type: ignore[arg-type]
         if r.kind == "curved":
@@ -445,7 +480,7 @@ def check_on_road(spec: ScenarioSpec, graph: roads.LaneGraph, source: str = "") 
                     f"need >= {(Li + Lj) / 2:.2f} m)"
                 )
     ego_lane = placed[0][1]
-    if spec.road.kind == "file":
+    if spec.road.kind == "file" or spec.road.kind in URBAN_KINDS:
         avail = _length_ahead(graph, ego_lane, placed[0][2], spec.ego.route_length)
         if spec.ego.route_length > avail + 1e-3:
             raise SpecError(
