@@ -553,6 +553,11 @@ _NO_LEADER = np.array(0, np.int64)
 _I0 = np.array(0, np.int32)
 _I1 = np.array(1, np.int32)
 _BLOCKED_SPEED = np.array(BLOCKED_SPEED, np.float32)
+_F1 = np.array(1.0, np.float32)
+_F2 = np.array(2.0, np.float32)
+_PI = np.array(np.pi, np.float32)
+_MIN_LC_DURATION = np.array(1e-3, np.float32)  # [s] a lane change takes at least this long
+_MIN_YAW_SPEED = np.array(0.1, np.float32)  # [m/s] floor of the speed under a lateral rate
 
 
 def step(
@@ -713,14 +718,13 @@ def step(
     lane_new = st.lane
     d_dot: F32 | None = None  # lateral speed of lane changes; None: nobody changes lane
     if np.count_nonzero(active):
-        lc_elapsed = np.where(active, lc_elapsed + dt, 0.0).astype(np.float32, copy=False)
-        dur = np.maximum(beh.lc_duration, 1e-3)
-        phase = np.minimum(lc_elapsed / dur, 1.0)
-        d_new = np.where(active, lc_offset * 0.5 * (1 - np.cos(np.pi * phase)), 0.0)
-        d_dot = np.where(
-            active & (phase < 1), lc_offset * np.pi / (2 * dur) * np.sin(np.pi * phase), 0.0
-        )
-        done_lc = active & (phase >= 1.0)
+        lc_elapsed = np.where(active, lc_elapsed + dt32, _F0)
+        dur = np.maximum(beh.lc_duration, _MIN_LC_DURATION)
+        phase = np.minimum(lc_elapsed / dur, _F1)
+        angle = _PI * phase
+        d_new = np.where(active, lc_offset * _HALF * (_F1 - np.cos(angle)), _F0)
+        d_dot = np.where(active & (phase < _F1), lc_offset * _PI / (_F2 * dur) * np.sin(angle), _F0)
+        done_lc = active & (phase >= _F1)
         if np.count_nonzero(done_lc):
             tgt = np.where(done_lc, lc_target, st.lane).astype(np.int32, copy=False)
             s_new = np.where(done_lc, R.map_to_neighbor(g, st.lane, s_new, tgt), s_new)
@@ -748,7 +752,7 @@ def step(
     tx, ty, tyaw = R.lane_pose(g, lane_adv, s_adv, d_new.astype(np.float32, copy=False))
     if d_dot is not None:
         # With no lateral motion the yaw is the lane heading, which lane_pose already wrapped.
-        tyaw = R.wrap_half_turn(tyaw + np.arctan2(d_dot, np.maximum(v_new, 0.1)))
+        tyaw = R.wrap_half_turn(tyaw + np.arctan2(d_dot, np.maximum(v_new, _MIN_YAW_SPEED)))
     valid = st.valid
     if np.count_nonzero(ended):
         valid = valid & ~(ended & (np.arange(N) > 0)[None, :])
