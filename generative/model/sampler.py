@@ -29,9 +29,12 @@ Conditioning rules.
   (:meth:`LearnedTrafficSampler.density_input`) maps the asked density and difficulty to the
   input that realises it. Below the range, the lightest trained traffic is used and every
   spacing (gap + length) is stretched by ``realised_min / density``: 8 veh/km/lane is US-101's
-  lightest traffic at ~3.5x the spacing. Speeds stay the model's at the lightest density
-  (US-101 has no free-flowing traffic to learn from). Above the range, spacings shrink the
-  same way (a gap keeps at least half its sampled size).
+  lightest traffic at ~3.5x the spacing. US-101 has no free-flowing traffic to learn speeds
+  from, so there speeds follow Greenshields' linear speed-density relation between the
+  lightest trained traffic and free flow: ``v = v_model + (1 - d / d_min) (FREE_FLOW_FRAC
+  limit - v_model)``, ``d_min`` the lightest realised density at that difficulty (8 of ~24
+  veh/km/lane: two thirds of the way to 0.9 of the limit). Above the range, spacings shrink
+  the same way (a gap keeps at least half its sampled size) and speeds are the model's.
 - *Difficulty* in [0, 1] is the placement head's ``difficulty`` input: during training it is
   each lane-snapshot's rank by median time headway (1 = shortest headways). At the same
   density (the calibration holds density fixed) difficulty 1 draws the faster, closer-following
@@ -79,6 +82,10 @@ WEIGHTS_FORMAT = 1
 POLITENESS = (0.5, 0.1)  # [-] MOBIL politeness at difficulty 0 and 1 (Kesting 2007: 0..1)
 LC_THRESHOLD_SCALE = (1.5, 0.5)  # [-] x the calibrated threshold at difficulty 0 and 1
 DEFAULT_LC_THRESHOLD_MPS2 = BehaviorSpec.lc_threshold  # before calibration (sim default)
+# [-] of the limit: free-flow speed of the light-traffic rule (module docstring); the simulator's
+# own random traffic drives at 0.6-1.0 of the limit, 0.8 on average, and free-flowing motorway
+# traffic runs close to the posted limit.
+FREE_FLOW_FRAC = 0.9
 
 
 def load_net(path: str | Path | None = None) -> tuple[TrafficNet, dict[str, Any]]:
@@ -318,6 +325,9 @@ class LearnedTrafficSampler:
         scene, lane, s_ref, gap, v, length, width = place(
             ctx, propose, density, (lo, hi), zl, zh, rng
         )
+        # Lighter than any training scene: speeds move towards free flow (module docstring).
+        free = np.clip(1.0 - 1.0 / np.maximum(stretch, 1e-9), 0.0, 1.0)[scene]
+        v = v + free * (FREE_FLOW_FRAC - v)
         has_gap = np.isfinite(gap)
         bx = np.stack(
             [

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from generative.baseline import RuleBasedTrafficSampler
 from generative.families import get_family
 from generative.model import LearnedTrafficSampler, SamplerError, road_context
-from generative.model.sampler import DEFAULT_WEIGHTS, load_net
+from generative.model.sampler import DEFAULT_WEIGHTS, FREE_FLOW_FRAC, load_net
 from generative.model.validity import (
     HEADWAY_FRACTION,
     MAX_SPEED_FRAC,
@@ -198,6 +198,14 @@ def _headways(v: Vehicles) -> np.ndarray:
     gap = s[1:] - s[:-1] - 0.5 * (L[1:] + L[:-1])
     ok = same & (sp[:-1] > 1.0)
     return gap[ok] / sp[:-1][ok]
+
+
+def test_light_traffic_flows_faster(sampler: LearnedTrafficSampler) -> None:
+    """Below the trained densities speeds follow the Greenshields rule towards free flow."""
+    light = np.median(_vehicles(sampler, 8.0, 0.5).speed)
+    trained = np.median(_vehicles(sampler, 35.0, 0.5).speed)
+    assert light > trained + 3.0
+    assert light < FREE_FLOW_FRAC * 30.0 + 1e-9
 
 
 def test_higher_density_gives_more_vehicles(sampler: LearnedTrafficSampler) -> None:
