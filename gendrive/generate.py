@@ -248,6 +248,13 @@ def generate(cfg: GenerateConfig, out_dir: Path, log: TextIO = sys.stdout) -> di
         f"-> {spec_dir}",
         file=log,
     )
+    if stats is not None:
+        r = stats.rates()
+        print(
+            f"background {cfg.background}: {stats.sampled} vehicles sampled, "
+            f"{100 * r['repaired']:.1f}% repaired, {100 * r['rejected']:.1f}% rejected",
+            file=log,
+        )
     print(f"run directory: {out_dir}", file=log)
     return summary
 
