@@ -332,7 +332,7 @@ def ego_collisions(
     cand = np.less_equal(d2, reach2)
     cand[:, 0] = False  # the ego trivially overlaps itself
     # nonzero on the flat mask then divmod: ~10x cheaper than 2-D np.nonzero at this size.
-    (flat,) = np.nonzero(cand.reshape(-1))
+    (flat,) = cand.reshape(-1).nonzero()
     if flat.size == 0:
         return out
     ego = flat - flat % n_act  # flat index of each candidate's ego

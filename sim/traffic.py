@@ -140,11 +140,13 @@ def sort_entries(
     valid: NDArray[np.bool_],
     lane2: I32,
     s2: F32,
-) -> tuple[SortedEntries, I64]:
+    positions: bool = True,
+) -> tuple[SortedEntries, I64 | None]:
     """Build and sort entries. ``lane2 < 0`` marks no secondary entry.
 
     Returns:
-        (entries, position of each actor's primary entry in sorted order (B * N,)).
+        (entries, position of each actor's primary entry in sorted order (B * N,); None with
+        ``positions=False``, for callers that only search the entries).
     """
     B, N = lane.shape
     L = g.num_lanes
@@ -156,12 +158,14 @@ def sort_entries(
     sv = np.concatenate([s.reshape(-1), s2.reshape(-1), _S_PAD]).astype(np.float32, copy=False)
     keys = group * g.entry_span + sv  # int64 * float64: the group converts exactly
     order = keys.argsort(kind="stable")
-    pos = np.empty(order.size, np.int64)
-    pos[order] = np.arange(order.size)
     span = float(g.entry_span)
     ent = SortedEntries(
         keys.take(order), actor.take(order), group.take(order), sv.take(order), span, L + 1
     )
+    if not positions:
+        return ent, None
+    pos = np.empty(order.size, np.int64)
+    pos[order] = np.arange(order.size)
     return ent, pos[: B * N]
 
 
@@ -181,7 +185,7 @@ def find_leader(
     """
     grp = env * ent.groups_per_env + lane
     # g.entry_span is ent.span as a 0-d float64: the same keys without a scalar conversion.
-    idx = np.searchsorted(ent.keys, grp * g.entry_span + s, side="right")
+    idx = ent.keys.searchsorted(grp * g.entry_span + s, side="right")
     # Skip our own secondary/primary entry at the same s (equal key sorts next to us). The
     # sentinels make idx and idx + 1 valid indices.
     idx += (ent.group.take(idx) == grp) & (ent.actor.take(idx) == self_actor)
@@ -190,14 +194,14 @@ def find_leader(
     dist = np.where(hit, ent.s.take(idx) - s, _FREE_GAP).astype(np.float32, copy=False)
     # Nothing ahead on this lane: first entry of the successor lane.
     if np.count_nonzero(hit) < hit.size:
-        miss = np.nonzero(~hit)[0]
+        miss = (~hit).nonzero()[0]
         ln = lane.take(miss)
         nsucc = g.num_successors.take(ln)
         # successors[ln, k] as a flat gather (2-D fancy indexing costs ~3x more at B=1).
         k = choice.take(miss) % np.maximum(nsucc, _I1)
         succ = g.successors.reshape(-1).take(ln * g.successors.shape[1] + k)
         sg = env.take(miss) * ent.groups_per_env + succ
-        j = np.searchsorted(ent.keys, sg * g.entry_span - _F64_1, side="left")
+        j = ent.keys.searchsorted(sg * g.entry_span - _F64_1, side="left")
         hit2 = (
             (nsucc > _I0) & (ent.group.take(j) == sg) & (ent.actor.take(j) != self_actor.take(miss))
         )

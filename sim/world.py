@@ -604,14 +604,14 @@ def step(
     if n_sec:  # only actors straddling two lanes need the mapping
         # Flat indices of the straddlers (C order, as a boolean mask would list them): their
         # second lane and the position there, gathered and scattered by index.
-        ci = np.nonzero(sec.reshape(-1))[0]
+        ci = sec.reshape(-1).nonzero()[0]
         lane2_c = lane2.reshape(-1).take(ci)
         s2_c = R.map_to_neighbor(
             g, st.lane.reshape(-1).take(ci), st.s.reshape(-1).take(ci), lane2_c
         )
         s2 = st.s.copy()
         s2.reshape(-1)[ci] = s2_c
-    ent, _ = sort_entries(g, st.lane, st.s, st.valid, lane2, s2)
+    ent, _ = sort_entries(g, st.lane, st.s, st.valid, lane2, s2, positions=False)
 
     flat, env = _flat_layout(B, N)
     s_f = st.s.reshape(-1)
