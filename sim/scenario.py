@@ -55,6 +55,16 @@ class SegmentSpec:
 
 
 @dataclass(frozen=True)
+class LightsSpec:
+    """Fixed-time traffic-light plan [s] for every junction of the road (see :mod:`sim.lights`:
+    the map's controllers and their sequence decide which signals share a phase)."""
+
+    green_s: float = field(default=20.0, metadata=_rng(gt=0, hi=600))
+    yellow_s: float = field(default=3.0, metadata=_rng(gt=0, hi=60))
+    all_red_s: float = field(default=1.0, metadata=_rng(lo=0, hi=60))
+
+
+@dataclass(frozen=True)
 class RoadSpec:
     """The road: ``straight``, ``curved`` (S-bend with clothoids), ``ring``, ``segments`` (your
     own reference line), ``file`` (an OpenDRIVE ``.xodr`` map at ``path``, relative to the
@@ -92,6 +102,7 @@ class RoadSpec:
     ramp_length: float = field(default=150.0, metadata=_rng(lo=10.0, hi=2000.0))  # [m]
     merge_length: float = field(default=150.0, metadata=_rng(lo=10.0, hi=2000.0))  # [m]
     ramp_angle: float = field(default=0.25, metadata=_rng(0.05, 0.8))  # [rad]
+    lights: LightsSpec = LightsSpec()
 
 
 @dataclass(frozen=True)
@@ -387,15 +398,21 @@ def build_road(r: RoadSpec) -> roads.LaneGraph:
     """The lane graph of a road spec (cached: specs are immutable)."""
     common = {"num_lanes": r.num_lanes, "lane_width": r.lane_width, "speed_limit": r.speed_limit}
     try:
-        if r.kind == "file":
-            from sim.opendrive import load_lane_graph
-
-            return load_lane_graph(str(r.path))
-        if r.kind in URBAN_KINDS:
-            from sim.opendrive import build_lane_graph
+        if r.kind == "file" or r.kind in URBAN_KINDS:
+            from sim.lights import LightTiming
+            from sim.opendrive import build_lane_graph, load_lane_graph, read_opendrive
+            from sim.traffic_rules import attach_rules
             from sim.urban import urban_model
 
-            return build_lane_graph(urban_model(r))
+            if r.kind == "file":
+                graph = load_lane_graph(str(r.path))
+                model = read_opendrive(str(r.path))
+            else:
+                model = urban_model(r)
+                graph = build_lane_graph(model)
+            timing = LightTiming(r.lights.green_s, r.lights.yellow_s, r.lights.all_red_s)
+            attach_rules(graph, model, timing)
+            return graph
         if r.kind == "straight":
             return roads.straight_highway(r.length, **common)  # type: ignore[arg-type]
         if r.kind == "curved":

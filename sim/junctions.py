@@ -1,0 +1,231 @@
+"""Right of way in junctions: conflict tables compiled once per map, a batched yield rule per
+step, and lane ends that traffic must leave (tapered merge lanes).
+
+Model
+-----
+*Connectors* are the driving lanes of OpenDRIVE junction connecting roads. Two connectors of the
+same junction *conflict* when they leave from different lanes and either enter the same lane
+(a merge) or their centre lines come closer than ``CONFLICT_DIST_M`` (a crossing). For each
+conflicting pair ``(c, c')`` the table keeps ``clear_s``: the ``s`` on ``c'`` past which a
+vehicle's rear no longer blocks ``c`` (the last point of ``c'`` near ``c``, plus
+``CLEAR_MARGIN_M``; a merge: the end of ``c'``).
+
+Priority: every connector has a strict rank. Its turn class comes first (straight, i.e. a total
+heading change below ``STRAIGHT_RAD``, over right turns over left turns: a permissive left turn
+yields to oncoming traffic, a minor road's turn onto a priority road yields to the through
+traffic, a roundabout entry (a right turn) yields to circulating traffic, whose ring connector
+bends less than ``STRAIGHT_RAD``), then the lane index breaks ties. A strict order is what makes
+the rule deadlock-free: the highest-ranked waiting vehicle waits only for vehicles already
+inside the junction, and those leave.
+
+Per step, per environment (arrays over all actors, no per-actor Python loop):
+
+1. each vehicle's *target connector* is its lane if that is a connector (it is inside and
+   committed), else the successor it will take (``route_choice``) if that is one;
+2. *occupants*: vehicles on a connector, and approaching vehicles that can no longer stop
+   before it (``v^2 / (2 gap) > COMMIT_DECEL``), are recorded per (env, connector) by their rearmost
+   position (an approaching one at minus its distance, i.e. before the start);
+3. *claims*: the first vehicle of each approach lane within ``APPROACH_M`` of the junction that
+   is not held by a red/yellow light claims its connector with its arrival time
+   ``eta = gap / max(v, 1 m/s)``;
+4. such a first vehicle *yields* (stops at the lane end, IDM behind a virtual standing leader)
+   when a conflicting connector is occupied before its ``clear_s``, or is claimed by a
+   higher-ranked vehicle arriving within ``eta + CRITICAL_GAP_S`` (gap acceptance: HCM 7th ed.
+   critical headways are 4-7 s; roundabout entries ~4.5 s).
+
+Lane ends: a lane with no successor whose width at the end is below ``DEAD_END_WIDTH_M`` is a
+tapered lane that ends (an on-ramp's acceleration lane); traffic stops before its end, which
+also gives MOBIL the incentive to merge left. Lanes that leave the map at full width are not
+dead ends: vehicles drive off them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sim import road as R
+from sim.opendrive import OdrMap
+from sim.traffic import idm_accel
+
+F32 = NDArray[np.float32]
+I32 = NDArray[np.int32]
+BoolArr = NDArray[np.bool_]
+
+CONFLICT_DIST_M = 2.5  # [m] centre lines closer than this: two cars (1.9 m wide) would touch
+CLEAR_MARGIN_M = 2.5  # [m] past the conflict zone: a car's rear half length
+STRAIGHT_RAD = 1.0  # [rad] total heading change below which a connector counts as straight
+APPROACH_M = 60.0  # [m] vehicles nearer the junction than this claim their connector
+CRITICAL_GAP_S = 5.0  # [s] gap acceptance: arrival-time margin to a higher-ranked vehicle
+COMMIT_DECEL = 4.0  # [m/s^2] an approaching car that would need more to stop goes on (committed)
+STOP_MARGIN_M = 1.0  # [m] front bumper to the lane end where a yielding vehicle stands
+DEAD_END_WIDTH_M = 1.0  # [m] a lane ending narrower than this has tapered out
+_MIN_SPEED = 1.0  # [m/s] floor of the speed in arrival times (a standing car arrives "now")
+
+
+@dataclass(frozen=True, eq=False)
+class JunctionTable:
+    """Per lane (L,): ``connector`` (in a junction), ``rank`` (priority, larger wins),
+    ``dead_end``; per lane and conflict slot (L, C): ``conflicts`` (lane index, -1 padding) and
+    ``clear_s`` [m] on the conflicting connector."""
+
+    connector: BoolArr
+    rank: I32
+    dead_end: BoolArr
+    conflicts: I32
+    clear_s: F32
+
+    @property
+    def num_connectors(self) -> int:
+        return int(np.count_nonzero(self.connector))
+
+
+def _polyline(g: R.LaneGraph, lane: int) -> tuple[F32, F32, F32]:
+    a, n = int(g.lane_start[lane]), int(g.lane_npoints[lane])
+    return g.x[a : a + n], g.y[a : a + n], g.s[a : a + n]
+
+
+def compile_junctions(model: OdrMap, g: R.LaneGraph) -> JunctionTable:
+    """The :class:`JunctionTable` of a map (module docstring)."""
+    L = g.num_lanes
+    junction_of = {rd.num_id: rd.junction for rd in model.roads}
+    jid = np.array([junction_of.get(int(r), "-1") for r in g.odr_road], dtype=object)
+    connector = (jid != "-1") & (g.lane_type == R.LaneType.DRIVING)
+    end = g.lane_start + g.lane_npoints - 1
+    turn = np.angle(np.exp(1j * (g.heading[end] - g.heading[g.lane_start]).astype(np.float64)))
+    cls = np.where(np.abs(turn) < STRAIGHT_RAD, 2, np.where(turn < 0, 1, 0))
+    rank = (cls * (L + 1) + (L - np.arange(L))).astype(np.int32)
+    found: dict[int, list[tuple[int, float]]] = {}
+    by_junction: dict[str, list[int]] = {}
+    for li in np.nonzero(connector)[0]:
+        by_junction.setdefault(str(jid[li]), []).append(int(li))
+    for lanes in by_junction.values():
+        for c in lanes:
+            xc, yc, _ = _polyline(g, c)
+            mine = found.setdefault(c, [])
+            for o in lanes:
+                if o == c:
+                    continue
+                pc = {int(p) for p in g.predecessors[c] if p >= 0}
+                po = {int(p) for p in g.predecessors[o] if p >= 0}
+                if pc & po:
+                    continue  # diverging from the same lane: car following orders them
+                sc = {int(p) for p in g.successors[c] if p >= 0}
+                so = {int(p) for p in g.successors[o] if p >= 0}
+                xo, yo, s_o = _polyline(g, o)
+                d = np.hypot(xo[:, None] - xc[None, :], yo[:, None] - yc[None, :]).min(1)
+                near = np.nonzero(d < CONFLICT_DIST_M)[0]
+                if sc & so:
+                    clear = float(g.lane_length[o]) + CLEAR_MARGIN_M
+                elif near.size:
+                    clear = float(s_o[near[-1]]) + CLEAR_MARGIN_M
+                else:
+                    continue
+                mine.append((o, clear))
+    C = max([1] + [len(v) for v in found.values()])
+    conflicts = np.full((L, C), -1, np.int32)
+    clear_s = np.zeros((L, C), np.float32)
+    for c, lst in found.items():
+        for k, (o, clear) in enumerate(lst):
+            conflicts[c, k] = o
+            clear_s[c, k] = clear
+    nsucc = g.num_successors
+    dead_end = (nsucc == 0) & (g.width[end] < DEAD_END_WIDTH_M) & (g.lane_type == 0)
+    return JunctionTable(connector, rank, dead_end, conflicts, clear_s)
+
+
+def yield_gap(
+    table: JunctionTable,
+    g: R.LaneGraph,
+    lane: I32,
+    s: F32,
+    speed: F32,
+    length: F32,
+    valid: BoolArr,
+    choice: I32,
+    first: BoolArr,
+    b_comf: F32,
+    held: BoolArr | None = None,
+) -> F32:
+    """Bumper gap [m] to the point where each vehicle must stop to give way; inf where it
+    need not (module docstring, steps 1-4).
+
+    Args:
+        lane, s, speed, length, valid, choice, b_comf: (B, N) actor arrays.
+        first: (B, N) the vehicle has no leader on its lane before the lane end.
+        held: (B, N) stopping for a light (claims nothing); None: nobody.
+    """
+    B, N = lane.shape
+    L = g.num_lanes
+    on_conn = table.connector.take(lane) & valid
+    nsucc = g.num_successors.take(lane)
+    succ = g.successors[lane, choice % np.maximum(nsucc, 1)]
+    succ = np.where(nsucc > 0, succ, lane)
+    approaching = valid & ~on_conn & (nsucc > 0) & table.connector.take(succ)
+    if not (np.count_nonzero(approaching) and np.count_nonzero(table.connector)):
+        return np.full((B, N), np.inf, np.float32)
+    gap = g.lane_length.take(lane) - s - 0.5 * length  # front bumper to the lane end
+    committed = approaching & (np.square(speed) > 2.0 * COMMIT_DECEL * np.maximum(gap, 0.01))
+    rows = (np.arange(B, dtype=np.int64) * L)[:, None]
+    # occupants: rearmost position per (env, connector); committed approachers sit before 0
+    occ = np.full(B * L, np.inf, np.float32)
+    m = on_conn | committed
+    idx = (rows + np.where(on_conn, lane, succ))[m]
+    rear = np.where(on_conn, s - 0.5 * length, -gap - length)[m]
+    np.minimum.at(occ, idx, rear.astype(np.float32, copy=False))
+    # claims: first vehicles of approach lanes near the junction, not held by a light
+    asking = approaching & first & ~committed & (gap < APPROACH_M)
+    if held is not None:
+        asking &= ~held
+    eta = np.maximum(gap, 0.0) / np.maximum(speed, _MIN_SPEED)
+    claim = np.full(B * L, np.inf, np.float32)
+    ci = (rows + succ)[asking]
+    np.minimum.at(claim, ci, eta[asking].astype(np.float32, copy=False))
+    # decisions for the asking vehicles: (A, C) over their target's conflicts
+    a_rows = np.broadcast_to(rows, (B, N))[asking]
+    tgt = succ[asking]
+    conf = table.conflicts[tgt]
+    has = conf >= 0
+    cflat = a_rows[:, None] + np.maximum(conf, 0)
+    blocked_occ = has & (occ[cflat] < table.clear_s[tgt])
+    higher = table.rank.take(np.maximum(conf, 0)) > table.rank.take(tgt)[:, None]
+    blocked_claim = has & higher & (claim[cflat] < eta[asking][:, None] + CRITICAL_GAP_S)
+    stop = (blocked_occ | blocked_claim).any(1)
+    out = np.full((B, N), np.inf, np.float32)
+    out[asking] = np.where(stop, gap[asking] - STOP_MARGIN_M, np.inf)
+    return out
+
+
+def dead_end_gap(table: JunctionTable, g: R.LaneGraph, lane: I32, s: F32, length: F32) -> F32:
+    """Bumper gap [m] to the end of a tapered lane that ends (inf elsewhere)."""
+    gap = g.lane_length.take(lane) - s - 0.5 * length - STOP_MARGIN_M
+    out: F32 = np.where(table.dead_end.take(lane), gap, np.inf).astype(np.float32, copy=False)
+    return out
+
+
+def stop_accel(
+    speed: F32,
+    v0: F32,
+    gap: F32,
+    headway: F32,
+    min_gap: F32,
+    a_max: F32,
+    b_comf: F32,
+) -> F32:
+    """IDM acceleration behind a virtual standing leader at bumper ``gap`` (inf: no leader,
+    +inf acceleration so a ``minimum`` with the car-following one keeps that)."""
+    finite = np.isfinite(gap)
+    acc = idm_accel(
+        speed,
+        v0,
+        np.where(finite, np.maximum(gap + min_gap, 0.0), 1e4).astype(np.float32, copy=False),
+        speed,
+        headway,
+        min_gap,
+        a_max,
+        b_comf,
+    )
+    out: F32 = np.where(finite, acc, np.inf).astype(np.float32, copy=False)
+    return out

@@ -1,0 +1,207 @@
+"""Traffic rules of a road network: its lights and junction right of way, attached to its lane
+graph when the map is built, applied to traffic in the world step.
+
+:func:`attach_rules` compiles a map's :class:`sim.lights.LightTable` and
+:class:`sim.junctions.JunctionTable` and keys them by the lane graph object (a weak
+reference: they live as long as the graph); :func:`rules_of` finds them. Highway roads have no
+rules attached, and the step then runs exactly as before.
+
+:func:`rule_accel` is the step's hook: the IDM acceleration of every vehicle, capped by the
+acceleration towards each virtual standing leader it must respect: a stop line showing red or
+yellow (:mod:`sim.lights`), the give-way point of a junction (:mod:`sim.junctions`), the end of
+a lane that tapers out. Light plans run per env with a plan offset of ``phase`` seconds
+(``WorldState.phase``, drawn at reset), so batched envs do not switch in lockstep.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sim import road as R
+from sim.junctions import JunctionTable, compile_junctions, dead_end_gap, stop_accel, yield_gap
+from sim.lights import (
+    LightState,
+    LightTable,
+    LightTiming,
+    compile_lights,
+    light_states,
+    must_stop,
+    next_stop_line,
+    state_of,
+)
+from sim.opendrive import OdrMap
+from sim.traffic import idm_accel
+
+F32 = NDArray[np.float32]
+I32 = NDArray[np.int32]
+BoolArr = NDArray[np.bool_]
+
+
+@dataclass(frozen=True, eq=False)
+class RoadRules:
+    lights: LightTable
+    junctions: JunctionTable
+    timing: LightTiming
+
+
+_RULES: weakref.WeakKeyDictionary[R.LaneGraph, RoadRules] = weakref.WeakKeyDictionary()
+
+
+def attach_rules(g: R.LaneGraph, model: OdrMap, timing: LightTiming | None = None) -> RoadRules:
+    """Compile and attach the rules of ``model`` to its lane graph ``g`` (default timing:
+    :class:`sim.lights.LightTiming`)."""
+    timing = LightTiming() if timing is None else timing
+    rules = RoadRules(compile_lights(model, g, timing), compile_junctions(model, g), timing)
+    _RULES[g] = rules
+    return rules
+
+
+def rules_of(g: R.LaneGraph) -> RoadRules | None:
+    """The rules attached to ``g`` (None: a road without lights or junctions)."""
+    return _RULES.get(g)
+
+
+def light_offset(phase: I32) -> F32:
+    """(B,) [s] per-env plan offset from the reset-drawn decision phase."""
+    return phase.astype(np.float32)
+
+
+def states_at(rules: RoadRules, time: F32, phase: I32) -> NDArray[np.int8]:
+    """(B, K) light states at env times ``time`` (B,)."""
+    return light_states(rules.lights, time, light_offset(phase))
+
+
+def rule_accel(
+    rules: RoadRules,
+    g: R.LaneGraph,
+    acc: F32,
+    lane: I32,
+    s: F32,
+    speed: F32,
+    length: F32,
+    valid: BoolArr,
+    choice: I32,
+    lead_dist: F32,
+    has_lead: BoolArr,
+    behavior: tuple[F32, F32, F32, F32, F32],
+    time: F32,
+    phase: I32,
+) -> F32:
+    """Car-following accelerations ``acc`` (B, N) capped by the rules (module docstring).
+
+    Args:
+        lead_dist, has_lead: (B, N) centre distance to the leader found by the neighbour search
+            and whether there is one (a leader on the same lane makes a vehicle not first).
+        behavior: (v0, headway, min_gap, a_max, b_comf), each (B, N).
+        time, phase: (B,) env time [s] and decision phase.
+    """
+    v0, headway, min_gap, a_max, b_comf = behavior
+    # Desired speed capped by the limit here and by the speed from which the next lane's limit
+    # is reached at b_comf (turns and ring roads are slower than the roads leading to them).
+    limit = R.interp(g, g.speed_limit, lane, s)
+    nsucc = g.num_successors.take(lane)
+    succ = g.successors[lane, choice % np.maximum(nsucc, 1)]
+    nxt = np.where(nsucc > 0, g.speed_limit.take(g.lane_start.take(np.maximum(succ, 0))), limit)
+    rest = g.lane_length.take(lane) - s
+    v_cap = np.minimum(limit, np.sqrt(np.square(nxt) + 2.0 * b_comf * np.maximum(rest, 0.0)))
+    slower = v_cap < v0
+    if np.count_nonzero(slower):
+        free = idm_accel(
+            speed,
+            np.minimum(v0, v_cap).astype(np.float32, copy=False),
+            np.full(lane.shape, 1e4, np.float32),
+            np.zeros(lane.shape, np.float32),
+            headway,
+            min_gap,
+            a_max,
+            b_comf,
+        )
+        acc = np.where(slower, np.minimum(acc, free), acc).astype(np.float32, copy=False)
+    gap = np.full(lane.shape, np.inf, np.float32)
+    held = np.zeros(lane.shape, np.bool_)
+    if rules.lights.num_lights:
+        states = states_at(rules, time, phase)
+        k, dist = next_stop_line(rules.lights, g, lane, s, choice)
+        if np.count_nonzero(k >= 0):
+            st = state_of(states, k)
+            front = dist - 0.5 * length
+            held = must_stop(st, front, speed, b_comf) & (k >= 0) & valid
+            gap = np.where(held, front, gap)
+    if rules.junctions.num_connectors:
+        first = ~(has_lead & (lead_dist < rest))
+        yg = yield_gap(
+            rules.junctions, g, lane, s, speed, length, valid, choice, first, b_comf, held
+        )
+        gap = np.minimum(gap, yg)
+    if np.count_nonzero(rules.junctions.dead_end):
+        gap = np.minimum(gap, dead_end_gap(rules.junctions, g, lane, s, length))
+    gap = np.where(valid, gap, np.inf)
+    if not np.count_nonzero(np.isfinite(gap)):
+        return acc
+    capped = stop_accel(speed, v0, gap, headway, min_gap, a_max, b_comf)
+    out: F32 = np.minimum(acc, capped).astype(np.float32, copy=False)
+    return out
+
+
+def red_light_events(
+    rules: RoadRules | None,
+    g: R.LaneGraph,
+    prev_lane: I32,
+    prev_s: F32,
+    lane: I32,
+    s: F32,
+    prev_time: F32,
+    phase: I32,
+) -> BoolArr:
+    """(B,) the ego ran a red light in the step from ``prev`` to now (:mod:`sim.lights`)."""
+    from sim.lights import ran_red_light
+
+    if rules is None or not rules.lights.num_lights:
+        return np.zeros(prev_lane.shape, np.bool_)
+    states = states_at(rules, prev_time, phase)
+    return ran_red_light(rules.lights, g, states, prev_lane, prev_s, lane, s)
+
+
+__all__ = [
+    "LightState",
+    "RoadRules",
+    "attach_rules",
+    "red_light_events",
+    "rule_accel",
+    "rules_of",
+    "states_at",
+]
+
+
+_MIX = np.uint32(0x45D9F3B)  # splitmix-style 32-bit mixing constant (well-spread low bits)
+
+
+def next_choice(choice: I32, moved: BoolArr) -> I32:
+    """Route choices after a step: a vehicle that entered a new lane draws its next fork's
+    choice by hashing the old one (deterministic, different at every fork, so traffic does not
+    take the same branch at every junction, e.g. circle a roundabout forever). The ego
+    (column 0) keeps its own."""
+    if not np.count_nonzero(moved):
+        return choice
+    x = choice.astype(np.uint32)
+    x = (x ^ (x >> np.uint32(16))) * _MIX
+    x = (x ^ (x >> np.uint32(16))) * _MIX
+    x = x ^ (x >> np.uint32(16))
+    mixed = (x >> np.uint32(1)).astype(np.int32)
+    out: I32 = np.where(moved, mixed, choice).astype(np.int32, copy=False)
+    out[:, 0] = choice[:, 0]
+    return out
+
+
+def spawn_speed_cap(rules: RoadRules, g: R.LaneGraph, lane: I32, s: F32, b_comf: float) -> F32:
+    """[m/s] highest start speed of vehicles at ``(lane, s)`` that can still stop at the end
+    of a lane leading into a junction at ``b_comf`` (a vehicle spawned committed would ignore
+    right of way); inf elsewhere."""
+    into = rules.junctions.connector.take(g.successors[lane, 0]) & (g.successors[lane, 0] >= 0)
+    room = np.maximum(g.lane_length.take(lane) - s - 3.0, 0.0)
+    out: F32 = np.where(into, np.sqrt(2.0 * b_comf * room), np.inf).astype(np.float32)
+    return out
