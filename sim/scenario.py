@@ -33,6 +33,8 @@ SPEC_VERSION = 1
 MAX_SPEED_MPS = 90.0  # [m/s] ~324 km/h: anything faster is a unit mistake (km/h given as m/s)
 MAX_EVENTS = 8  # scripted events per actor (slots in the (B, N, E) event arrays)
 URBAN_KINDS = ("intersection", "t_junction", "roundabout", "on_ramp", "off_ramp")  # sim.urban
+MAX_PEDESTRIAN_D_M = 15.0  # [m] a pedestrian's offset from its lane: across 4 lanes + sidewalk
+MAX_VEHICLE_D_M = 3.0  # [m] a vehicle's offset from its lane centre
 MAX_DECEL_MPS2 = 12.0  # [m/s^2] beyond tyre-road friction on dry asphalt (~1.2 g)
 
 
@@ -128,11 +130,13 @@ class BehaviorSpec:
 @dataclass(frozen=True)
 class EventSpec:
     """A scripted action: ``set_speed`` (brake at ``decel`` to ``target_speed``, then hold it),
-    ``stop`` (brake at ``decel`` to 0 and stay) or ``lane_change`` (``direction`` left/right over
-    ``duration`` s, e.g. a cut-in). Fires when ``trigger`` is ``time`` (sim time >= ``at`` s) or
-    ``ego_gap`` (longitudinal distance to the ego <= ``at`` m)."""
+    ``stop`` (brake at ``decel`` to 0 and stay), ``lane_change`` (``direction`` left/right over
+    ``duration`` s, e.g. a cut-in) or, for a pedestrian, ``cross`` (walk across the road to the
+    ``direction`` side at ``target_speed`` m/s, stopping on the far kerb). Fires when
+    ``trigger`` is ``time`` (sim time >= ``at`` s) or ``ego_gap`` (distance to the ego <= ``at``
+    m)."""
 
-    action: Literal["set_speed", "stop", "lane_change"] = "set_speed"
+    action: Literal["set_speed", "stop", "lane_change", "cross"] = "set_speed"
     trigger: Literal["time", "ego_gap"] = "time"
     at: float = field(default=0.0, metadata=_rng(lo=0))
     target_speed: float = field(default=0.0, metadata=_rng(0, MAX_SPEED_MPS))
@@ -143,13 +147,16 @@ class EventSpec:
 
 @dataclass(frozen=True)
 class ActorSpec:
-    """One scripted actor placed in lane coordinates."""
+    """One scripted actor placed in lane coordinates: a vehicle, or a pedestrian (``d`` may
+    then put it on the kerb or sidewalk beside the lane, up to ``MAX_PEDESTRIAN_D_M``; give it
+    ``speed`` 0, a walker's size, e.g. ``length`` 0.5 and ``width`` 0.6, and a ``cross``
+    event; see :mod:`sim.pedestrians`)."""
 
-    type: Literal["vehicle"] = "vehicle"
+    type: Literal["vehicle", "pedestrian"] = "vehicle"
     road: int = 0
     lane: int = -1
     s: float = field(default=0.0, metadata=_rng(lo=0))
-    d: float = field(default=0.0, metadata=_rng(-3, 3))
+    d: float = field(default=0.0, metadata=_rng(-MAX_PEDESTRIAN_D_M, MAX_PEDESTRIAN_D_M))
     speed: float = field(default=20.0, metadata=_rng(0, MAX_SPEED_MPS))
     length: float = field(default=4.5, metadata=_rng(gt=0, hi=25))
     width: float = field(default=1.9, metadata=_rng(gt=0, hi=4))
@@ -354,6 +361,17 @@ def _check_self(spec: ScenarioSpec) -> None:
                 f"and lane ids and s_lo <= s_hi, got {list(z)}"
             )
     for i, a in enumerate(spec.actors):
+        if a.type == "vehicle" and abs(a.d) > MAX_VEHICLE_D_M:
+            raise SpecError(
+                f"actors[{i}].d: expected -{MAX_VEHICLE_D_M} to {MAX_VEHICLE_D_M} m for a "
+                f"vehicle, got {a.d}"
+            )
+        for k, ev in enumerate(a.events):
+            if (ev.action == "cross") != (a.type == "pedestrian"):
+                raise SpecError(
+                    f"actors[{i}].events[{k}].action: {ev.action!r} does not fit a {a.type} "
+                    "('cross' is for pedestrians only, and pedestrians only cross)"
+                )
         if len(a.events) > MAX_EVENTS:
             raise SpecError(
                 f"actors[{i}].events: at most {MAX_EVENTS} per actor, got {len(a.events)}"
@@ -476,6 +494,9 @@ def check_on_road(spec: ScenarioSpec, graph: roads.LaneGraph, source: str = "") 
         except KeyError as e:
             raise SpecError(f"{pre}{name}.lane/s: {e.args[0]}") from None
         width = float(roads.interp(graph, graph.width, np.array(lane), np.array(s, np.float32)))
+        if getattr(a, "type", "vehicle") == "pedestrian":
+            placed.append((name, lane, s, a.length, a.d))
+            continue
         if abs(a.d) + a.width / 2 > width / 2 + 1.0:
             raise SpecError(
                 f"{pre}{name}.d: {a.d} m puts the vehicle off its lane (width {width:.2f} m)"

@@ -33,6 +33,7 @@ class EventKind(IntEnum):
     SET_SPEED = 1  # change desired speed, braking at a given deceleration if slower
     LANE_CHANGE = 2  # change lane left/right over a given duration, ignoring MOBIL's incentive
     STOP = 3  # brake to a standstill at a given deceleration and stay there
+    CROSS = 4  # pedestrian: walk across the road (direction, speed), see sim.pedestrians
 
 
 class TriggerKind(IntEnum):
@@ -138,6 +139,9 @@ class WorldState:
     stopped_s: F32  # (B,) [s] how long the ego has been below 0.1 m/s without interruption
     off_route_m: F32  # (B,) [m] distance driven since the ego last was on its route
     lane_dist: F32  # (B, N) [m] distance to the matched lane centre line (off-map detection)
+    # (B, N) [m/s] lateral walking velocity of crossing pedestrians (+ left, 0 standing or
+    # walking along a sidewalk; sim.pedestrians). None: nobody crosses (all zeros).
+    walk_d_speed: F32 | None = None
 
     @property
     def num_envs(self) -> int:
