@@ -34,7 +34,8 @@ Per step, per environment (arrays over all actors, no per-actor Python loop):
    critical headways are 4-7 s; roundabout entries ~4.5 s).
 
 Lane ends: a lane with no successor whose width at the end is below ``DEAD_END_WIDTH_M`` is a
-tapered lane that ends (an on-ramp's acceleration lane); traffic stops before its end, which
+tapered lane that ends (an on-ramp's acceleration lane); traffic stops before it narrows below
+``NARROW_M``, which
 also gives MOBIL the incentive to merge left. Lanes that leave the map at full width are not
 dead ends: vehicles drive off them.
 """
@@ -62,13 +63,15 @@ CRITICAL_GAP_S = 5.0  # [s] gap acceptance: arrival-time margin to a higher-rank
 COMMIT_DECEL = 4.0  # [m/s^2] an approaching car that would need more to stop goes on (committed)
 STOP_MARGIN_M = 1.0  # [m] front bumper to the lane end where a yielding vehicle stands
 DEAD_END_WIDTH_M = 1.0  # [m] a lane ending narrower than this has tapered out
+NARROW_M = 2.5  # [m] a tapering lane narrower than this no longer holds a car (1.9 m + margin)
 _MIN_SPEED = 1.0  # [m/s] floor of the speed in arrival times (a standing car arrives "now")
 
 
 @dataclass(frozen=True, eq=False)
 class JunctionTable:
     """Per lane (L,): ``connector`` (in a junction), ``rank`` (priority, larger wins),
-    ``dead_end``; per lane and conflict slot (L, C): ``conflicts`` (lane index, -1 padding) and
+    ``dead_end`` with ``dead_end_s`` [m] where it becomes too narrow for a car (inf elsewhere);
+    per lane and conflict slot (L, C): ``conflicts`` (lane index, -1 padding) and
     ``clear_s`` [m] on the conflicting connector."""
 
     connector: BoolArr
@@ -76,6 +79,7 @@ class JunctionTable:
     dead_end: BoolArr
     conflicts: I32
     clear_s: F32
+    dead_end_s: F32
 
     @property
     def num_connectors(self) -> int:
@@ -133,7 +137,12 @@ def compile_junctions(model: OdrMap, g: R.LaneGraph) -> JunctionTable:
             clear_s[c, k] = clear
     nsucc = g.num_successors
     dead_end = (nsucc == 0) & (g.width[end] < DEAD_END_WIDTH_M) & (g.lane_type == 0)
-    return JunctionTable(connector, rank, dead_end, conflicts, clear_s)
+    dead_end_s = np.full(L, np.inf, np.float32)
+    for li in np.nonzero(dead_end)[0]:
+        a, n = int(g.lane_start[li]), int(g.lane_npoints[li])
+        narrow = np.nonzero(g.width[a : a + n] < NARROW_M)[0]
+        dead_end_s[li] = g.s[a + narrow[0]] if narrow.size else g.lane_length[li]
+    return JunctionTable(connector, rank, dead_end, conflicts, clear_s, dead_end_s)
 
 
 def yield_gap(
@@ -199,8 +208,8 @@ def yield_gap(
 
 
 def dead_end_gap(table: JunctionTable, g: R.LaneGraph, lane: I32, s: F32, length: F32) -> F32:
-    """Bumper gap [m] to the end of a tapered lane that ends (inf elsewhere)."""
-    gap = g.lane_length.take(lane) - s - 0.5 * length - STOP_MARGIN_M
+    """Bumper gap [m] to where a tapered lane that ends gets too narrow (inf elsewhere)."""
+    gap = table.dead_end_s.take(lane) - s - 0.5 * length - STOP_MARGIN_M
     out: F32 = np.where(table.dead_end.take(lane), gap, np.inf).astype(np.float32, copy=False)
     return out
 

@@ -24,11 +24,13 @@ Leaderboard scores).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from numpy.typing import NDArray
 
 from sim import road as R
-from sim.state import ActorType, EventKind, Events, TriggerKind
+from sim.state import ActorType, EventKind, Events, TriggerKind, WorldState
 
 F32 = NDArray[np.float32]
 I32 = NDArray[np.int32]
@@ -132,3 +134,17 @@ def sample_walkers(
     s = (rng.uniform(0.05, 0.95, count) * g.lane_length[lane]).astype(np.float32)
     v0 = rng.uniform(1.1, 1.6, count).astype(np.float32)
     return lane, s, v0
+
+
+def start_crossings(st: WorldState) -> WorldState:
+    """The state with the crossings that fire now started (their events marked fired, so
+    :func:`sim.world._fire_events` leaves them alone). ``st.walk_d_speed`` must be set."""
+    assert st.walk_d_speed is not None
+    ev = st.events
+    if not np.count_nonzero((ev.kind == EventKind.CROSS) & ~ev.fired):
+        return st
+    gap = np.hypot(st.x - st.x[:, :1], st.y - st.y[:, :1]) - 0.5 * (st.length + st.length[:, :1])
+    v, fired = fire_crossings(ev, st.actor_type, st.valid, st.time, gap, st.walk_d_speed)
+    if not np.count_nonzero(fired):
+        return st
+    return replace(st, walk_d_speed=v, events=replace(ev, fired=ev.fired | fired))

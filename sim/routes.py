@@ -40,6 +40,7 @@ import math
 import xml.etree.ElementTree as ET
 from collections import deque
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -292,3 +293,73 @@ def plan_leaderboard_route(g: R.LaneGraph, route: LeaderboardRoute) -> PlannedRo
         tuple(float(d) for d in distance),
         tuple(legs),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The ego's route in the world state
+# ---------------------------------------------------------------------------------------------
+
+
+def route_lanes(legs: tuple[Route, ...] | list[Route]) -> list[int]:
+    """The lane sequence of joined legs (a leg's first lane continues the previous leg's last)."""
+    out: list[int] = []
+    for leg in legs:
+        lanes = list(leg.lanes)
+        if out and lanes and lanes[0] == out[-1]:
+            lanes = lanes[1:]
+        out += lanes
+    return out
+
+
+def section_chain(
+    g: R.LaneGraph, lanes: list[int], s_ref0: float
+) -> tuple[list[int], list[float], list[int]]:
+    """The world's route chain (:class:`sim.state.Route`) of a lane sequence.
+
+    Consecutive lanes of one section (a lane change) are one chain entry, holding the lane the
+    route leaves the section on.
+
+    Returns:
+        (section per entry, cumulative length [m] at each entry's start, R + 1 values with
+        ``-s_ref0`` first, as ``sim.world`` measures progress; lane per entry).
+    """
+    secs: list[int] = []
+    entry_lane: list[int] = []
+    for ln in lanes:
+        sec = int(g.section[ln])
+        if secs and secs[-1] == sec:
+            entry_lane[-1] = int(ln)
+        else:
+            secs.append(sec)
+            entry_lane.append(int(ln))
+    cum = [-s_ref0]
+    for sec in secs:
+        cum.append(cum[-1] + float(g.section_length[sec]))
+    return secs, cum, entry_lane
+
+
+def successor_slot(
+    g: R.LaneGraph, lane: NDArray[np.int32], nxt: NDArray[np.int32]
+) -> NDArray[np.int32]:
+    """(B,) the slot of ``nxt`` among ``lane``'s successors (the ``route_choice`` that takes it
+    at the next fork); 0 where it is not a successor (-1 ``nxt``: none wanted)."""
+    hit = g.successors.take(lane, axis=0) == nxt[:, None]
+    out: NDArray[np.int32] = np.where(hit.any(1), hit.argmax(1), 0).astype(np.int32)
+    return out
+
+
+@lru_cache(maxsize=256)
+def plan_through(
+    g: R.LaneGraph, start: tuple[int, float], points: tuple[tuple[int, float], ...]
+) -> tuple[Route, ...] | None:
+    """Legs from ``start`` through each of ``points`` (``(lane, s)``) in order; None when a leg
+    has no path. Cached: resets of the same spec plan once."""
+    legs = []
+    here = start
+    for p in points:
+        leg = plan(g, here, p)
+        if leg is None:
+            return None
+        legs.append(leg)
+        here = p
+    return tuple(legs)

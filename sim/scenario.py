@@ -166,7 +166,10 @@ class ActorSpec:
 
 @dataclass(frozen=True)
 class EgoSpec:
-    """The ego's start and route: ``route_length`` m along successive lanes from the start."""
+    """The ego's start and route: ``route_length`` m along successive lanes from the start
+    (first successors at forks), or, with ``waypoints`` (``[road, lane, s]`` OpenDRIVE lane
+    positions), the route :func:`sim.routes.plan` finds through them in order, ending at the
+    last; its length then replaces ``route_length``."""
 
     road: int = 0
     lane: int = -2
@@ -176,6 +179,7 @@ class EgoSpec:
     length: float = field(default=4.7, metadata=_rng(gt=0, hi=25))
     width: float = field(default=1.9, metadata=_rng(gt=0, hi=4))
     route_length: float = field(default=500.0, metadata=_rng(gt=0))
+    waypoints: tuple[tuple[float, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,9 @@ class TrafficSpec:
     by +-``jitter`` (relative) around ``behavior``. No vehicle is placed overlapping a
     ``keep_clear`` zone ``[road, lane, s_lo, s_hi]`` (OpenDRIVE road and lane id, reference s
     [m]): scenario families keep the stretch between the ego and their scripted actors empty.
+    ``radius`` > 0 [m] instead spreads the vehicles over every driving lane (outside junctions)
+    within that distance of the ego, for maps where the ego's road is a small part (towns).
+    ``pedestrians`` walkers are spread over the sidewalk lanes (:mod:`sim.pedestrians`).
     """
 
     count: int = field(default=0, metadata=_rng(0, 1000))
@@ -198,6 +205,8 @@ class TrafficSpec:
     v0_frac: tuple[float, ...] = (0.8, 1.1)
     jitter: float = field(default=0.2, metadata=_rng(0, 0.9))
     behavior: BehaviorSpec = BehaviorSpec()
+    radius: float = field(default=0.0, metadata=_rng(lo=0))
+    pedestrians: int = field(default=0, metadata=_rng(0, 1000))
 
 
 @dataclass(frozen=True)
@@ -219,7 +228,7 @@ class ScenarioSpec:
 
     def max_actors(self) -> int:
         """Actor slots this spec needs: the ego, scripted actors and background traffic."""
-        return 1 + len(self.actors) + self.traffic.count
+        return 1 + len(self.actors) + self.traffic.count + self.traffic.pedestrians
 
 
 # ---------------------------------------------------------------------------------------------
@@ -354,6 +363,12 @@ def _check_self(spec: ScenarioSpec) -> None:
             raise SpecError(
                 f"traffic.{name}: expected [low, high] with 0 <= low <= high, got {list(v)}"
             )
+    for i, w in enumerate(spec.ego.waypoints):
+        if len(w) != 3 or w[0] != int(w[0]) or w[1] != int(w[1]) or w[2] < 0:
+            raise SpecError(
+                f"ego.waypoints[{i}]: expected [road, lane, s] with integer road and lane ids "
+                f"and s >= 0, got {list(w)}"
+            )
     for i, z in enumerate(t.keep_clear):
         if len(z) != 4 or z[0] != int(z[0]) or z[1] != int(z[1]) or z[2] > z[3]:
             raise SpecError(
@@ -478,6 +493,32 @@ def _length_ahead(graph: roads.LaneGraph, lane: int, s: float, need: float) -> f
     return total
 
 
+def ego_route_points(
+    spec: ScenarioSpec, graph: roads.LaneGraph, source: str = ""
+) -> tuple[tuple[int, float], tuple[tuple[int, float], ...]]:
+    """The ego's start and its waypoints as lane positions ``(lane, s)``, checked reachable.
+
+    Raises:
+        SpecError naming ``ego.waypoints[i]``: not on the road, or no path to it.
+    """
+    from sim.routes import plan_through
+
+    pre = f"{source}: " if source else ""
+    start = graph.lane_index(spec.ego.road, spec.ego.lane, spec.ego.s)
+    points = []
+    for i, w in enumerate(spec.ego.waypoints):
+        try:
+            points.append(graph.lane_index(int(w[0]), int(w[1]), float(w[2])))
+        except KeyError as e:
+            raise SpecError(f"{pre}ego.waypoints[{i}]: {e.args[0]}") from None
+        if plan_through(graph, start, tuple(points)) is None:
+            raise SpecError(
+                f"{pre}ego.waypoints[{i}]: no route reaches road {int(w[0])} lane {int(w[1])} "
+                f"s={w[2]} from the previous point"
+            )
+    return start, tuple(points)
+
+
 def check_on_road(spec: ScenarioSpec, graph: roads.LaneGraph, source: str = "") -> None:
     """Checks that need the road: lanes exist, positions lie on the road, no overlap at start.
 
@@ -518,7 +559,9 @@ def check_on_road(spec: ScenarioSpec, graph: roads.LaneGraph, source: str = "") 
                     f"need >= {(Li + Lj) / 2:.2f} m)"
                 )
     ego_lane = placed[0][1]
-    if spec.road.kind == "file" or spec.road.kind in URBAN_KINDS:
+    if spec.ego.waypoints:
+        ego_route_points(spec, graph, source)  # raises on an unknown or unreachable waypoint
+    elif spec.road.kind == "file" or spec.road.kind in URBAN_KINDS:
         avail = _length_ahead(graph, ego_lane, placed[0][2], spec.ego.route_length)
         if spec.ego.route_length > avail + 1e-3:
             raise SpecError(

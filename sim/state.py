@@ -94,6 +94,9 @@ class Route:
     length: F32
     start_offset: F32
     s_ref: F32
+    # (B, R) the lane the route leaves each chain entry on (sim.routes.section_chain); the
+    # ego's route choice at forks follows it. None: first successors.
+    lanes: I32 | None = None
 
 
 @dataclass(frozen=True)
