@@ -24,6 +24,12 @@ by inverting :func:`sim.dynamics.longitudinal_accel`: with ``r`` the driving res
     throttle = (a_des + r) / a_trac        if a_des + r >= 0
     brake    = -(a_des + r) / b_max_vehicle otherwise          (clipped to [-1, 1])
 
+On maps with traffic rules (:mod:`sim.traffic_rules`: urban layouts, OpenDRIVE towns) the
+demand is also capped by the rules' virtual standing leaders, as traffic obeys them: the stop
+line of a red light (or a yellow one it can stop for at ``b``), the give-way point of a junction
+when a conflicting connector is occupied or claimed by a higher-ranked vehicle, the end of a lane
+that tapers out. Pedestrians beside the lane are not leaders; on it they are.
+
 Lateral control: pure pursuit (Coulter 1992). The goal point lies on the target lane's centre
 line ``L_d = clip(k v, L_min, L_max)`` ahead of the rear axle (crossing lane ends along
 successors); with ``alpha`` its bearing in the ego frame seen from the rear axle and ``l`` its
@@ -66,6 +72,7 @@ from numpy.typing import NDArray
 
 from sim import road as R
 from sim.dynamics import AIR_DENSITY, GRAVITY, MIN_POWER_SPEED, VehicleParams
+from sim.pedestrians import listed
 from sim.road import LaneGraph
 from sim.state import WorldState
 from sim.traffic import (
@@ -76,6 +83,7 @@ from sim.traffic import (
     idm_accel,
     sort_entries,
 )
+from sim.traffic_rules import ego_rule_accel, rules_of
 
 F32 = NDArray[np.float32]
 I32 = NDArray[np.int32]
@@ -430,7 +438,7 @@ class RuleBasedDriver:
         lane2 = st.lc_target.copy()
         lane2[:, 0] = -1
         s2 = R.map_to_neighbor(g, st.lane, st.s, lane2)
-        ent, _ = sort_entries(g, st.lane, st.s, st.valid, lane2, s2)
+        ent, _ = sort_entries(g, st.lane, st.s, listed(st, g), lane2, s2)
 
         limit = R.interp(g, g.speed_limit, lane, s)
         v0 = (p.speed_factor * limit).astype(np.float32)
@@ -454,6 +462,10 @@ class RuleBasedDriver:
             lead_o = self._lead(ent, g, st, env, me, lane_o, s_o)
             a_o = self._idm(v, v0, lead_o.gap, lead_o.dv)
             a_des = np.where(use, np.minimum(a_des, a_o), a_des).astype(np.float32)
+        rules = rules_of(g)
+        if rules is not None:  # stop for red/yellow lights, give way in junctions
+            a_rule = ego_rule_accel(rules, g, st, v0, p.headway, p.min_gap, p.a_max, p.b_comf)
+            a_des = np.minimum(a_des, a_rule).astype(np.float32)
         if math.isfinite(p.max_lateral_accel):
             v_curve = self._curve_speed(st, g, lane, s)
             a_curve = np.maximum(p.a_max * (1.0 - (v / v_curve) ** 4), -p.b_comf)

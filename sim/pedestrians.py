@@ -148,3 +148,13 @@ def start_crossings(st: WorldState) -> WorldState:
     if not np.count_nonzero(fired):
         return st
     return replace(st, walk_d_speed=v, events=replace(ev, fired=ev.fired | fired))
+
+
+def listed(st: WorldState, g: R.LaneGraph) -> BoolArr:
+    """(B, N) actors that the neighbour search lists: every valid one, except pedestrians
+    beside their lane (kerb, sidewalk edge), who block nobody."""
+    ped = st.actor_type == ActorType.PEDESTRIAN
+    if not np.count_nonzero(ped):
+        return st.valid
+    out: BoolArr = st.valid & ~(ped & ~in_lane(g, st.lane, st.s, st.d, st.width, ped))
+    return out

@@ -34,6 +34,7 @@ from sim.lights import (
     state_of,
 )
 from sim.opendrive import OdrMap
+from sim.state import WorldState
 from sim.traffic import idm_accel
 
 F32 = NDArray[np.float32]
@@ -205,3 +206,59 @@ def spawn_speed_cap(rules: RoadRules, g: R.LaneGraph, lane: I32, s: F32, b_comf:
     room = np.maximum(g.lane_length.take(lane) - s - 3.0, 0.0)
     out: F32 = np.where(into, np.sqrt(2.0 * b_comf * room), np.inf).astype(np.float32)
     return out
+
+
+def first_on_lane(lane: I32, s: F32, valid: BoolArr) -> BoolArr:
+    """(B, N) valid actors with no valid actor ahead of them on their lane (one sort)."""
+    B, N = lane.shape
+    env = np.repeat(np.arange(B, dtype=np.int64), N)
+    key_lane = np.where(valid, lane, -1).reshape(-1).astype(np.int64)
+    order = np.lexsort((s.reshape(-1), key_lane, env))
+    nxt_same = np.zeros(B * N, np.bool_)
+    same = (env[order][1:] == env[order][:-1]) & (key_lane[order][1:] == key_lane[order][:-1])
+    nxt_same[order[:-1]] = same
+    out: BoolArr = valid & ~nxt_same.reshape(B, N)
+    return out
+
+
+def ego_rule_accel(
+    rules: RoadRules,
+    g: R.LaneGraph,
+    st: WorldState,
+    v0: F32,
+    headway: float,
+    min_gap: float,
+    a_max: float,
+    b_comf: float,
+) -> F32:
+    """(B,) the ego's acceleration cap from the rules (lights, right of way, dead ends), for
+    a driver that follows them (:mod:`policy.rule_based`); +inf where none binds. The other
+    vehicles' claims use their own lanes and the first-on-lane test."""
+    B, N = st.x.shape
+    first = first_on_lane(st.lane, st.s, st.valid)
+    f32 = np.float32
+    beh = (
+        np.where(np.arange(N) == 0, v0[:, None], st.behavior.v0).astype(f32),
+        np.where(np.arange(N) == 0, f32(headway), st.behavior.headway).astype(f32),
+        np.where(np.arange(N) == 0, f32(min_gap), st.behavior.min_gap).astype(f32),
+        np.where(np.arange(N) == 0, f32(a_max), st.behavior.a_max).astype(f32),
+        np.where(np.arange(N) == 0, f32(b_comf), st.behavior.b_comf).astype(f32),
+    )
+    inf = np.full((B, N), np.inf, np.float32)
+    acc = rule_accel(
+        rules,
+        g,
+        inf,
+        st.lane,
+        st.s,
+        st.speed,
+        st.length,
+        st.valid,
+        st.route_choice,
+        np.where(first, np.inf, 0.0).astype(f32),
+        ~first,
+        beh,
+        st.time,
+        st.phase,
+    )
+    return acc[:, 0]
