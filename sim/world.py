@@ -606,9 +606,9 @@ def step(
         # second lane and the position there, gathered and scattered by index.
         ci = sec.reshape(-1).nonzero()[0]
         lane2_c = lane2.reshape(-1).take(ci)
-        s2_c = R.map_to_neighbor(
-            g, st.lane.reshape(-1).take(ci), st.s.reshape(-1).take(ci), lane2_c
-        )
+        # map_to_neighbor without its guard for missing neighbours: every lane2_c is a lane.
+        s_ref_c = R.interp(g, g.s_ref, st.lane.reshape(-1).take(ci), st.s.reshape(-1).take(ci))
+        s2_c = R.s_ref_to_s(g, lane2_c, s_ref_c)
         s2 = st.s.copy()
         s2.reshape(-1)[ci] = s2_c
     ent, _ = sort_entries(g, st.lane, st.s, st.valid, lane2, s2, positions=False)
