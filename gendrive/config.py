@@ -89,6 +89,10 @@ class RunConfig:
     num_envs: int = 4
     seed: int = 0
     scenario_file: str | None = None  # a spec file (YAML/JSON) instead of the scenario group
+    # a CARLA Leaderboard route file and route id: drive that route on its town, with the
+    # scenario group's traffic, time limit and seed (sim.routes.leaderboard_spec)
+    route_file: str | None = None
+    route_id: str | None = None
     progress_bar: bool = True
 
 

@@ -57,10 +57,23 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def scenario_from_config(cfg: Any) -> ScenarioSpec:
-    """The spec from ``scenario_file`` or the ``scenario`` group; errors name the source."""
+    """The spec from ``scenario_file`` or the ``scenario`` group, or, with ``route_file`` and
+    ``route_id`` (run configs), that Leaderboard route with the group's traffic; errors name
+    the source."""
     if cfg.scenario_file:
         return load_spec(cfg.scenario_file)
-    return spec_from_dict(dict(cfg.scenario), source="config 'scenario'")
+    spec = spec_from_dict(dict(cfg.scenario), source="config 'scenario'")
+    route_file = getattr(cfg, "route_file", None)
+    if route_file:
+        from sim.routes import RouteError, leaderboard_spec
+
+        if getattr(cfg, "route_id", None) is None:
+            raise SpecError(f"route_file={route_file}: also give route_id=<id>")
+        try:
+            return leaderboard_spec(route_file, str(cfg.route_id), spec)  # type: ignore[no-any-return]
+        except RouteError as e:
+            raise SpecError(str(e)) from None
+    return spec
 
 
 def reward_weights(cfg: Any) -> RewardWeights:

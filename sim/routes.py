@@ -42,7 +42,7 @@ from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -363,3 +363,76 @@ def plan_through(
         legs.append(leg)
         here = p
     return tuple(legs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Leaderboard routes as scenario specs
+# ---------------------------------------------------------------------------------------------
+
+CARLA_MAPS_DIR = "../shared/data/maps/carla"  # relative to the working directory
+LEADERBOARD_MIN_SPEED_MPS = 3.0  # [m/s] time limit = length / this + 60 s (generous for lights)
+
+
+def odr_position(g: R.LaneGraph, lane: int, s: float) -> tuple[int, int, float]:
+    """OpenDRIVE ``(road, lane id, s along the road's reference line)`` of lane position
+    ``(lane, s)``: the inverse of :meth:`sim.road.LaneGraph.lane_index`."""
+    local = float(R.interp(g, g.s_ref, np.array([lane]), np.array([s], np.float32))[0])
+    sec = int(g.section[lane])
+    if g.lane_reversed is not None and g.lane_reversed[lane]:
+        local = float(g.section_length[sec]) - local
+    return int(g.odr_road[lane]), int(g.odr_lane[lane]), float(g.section_s0[sec]) + local
+
+
+def leaderboard_spec(
+    route_file: str | Path,
+    route_id: str,
+    base: Any,
+    maps_dir: str | Path = CARLA_MAPS_DIR,
+) -> Any:
+    """A :class:`sim.scenario.ScenarioSpec` driving Leaderboard route ``route_id``: the town's
+    map, the ego standing at the first waypoint with the others as its route waypoints, and
+    ``base``'s traffic (use ``traffic.radius`` to spread it around the ego) and seed. The time
+    limit is the longer of ``base``'s and ``length / LEADERBOARD_MIN_SPEED_MPS + 60 s``.
+
+    Raises:
+        RouteError: no such route id, the town's map is missing, or the route does not plan.
+    """
+    import dataclasses
+
+    from sim.scenario import EgoSpec, RoadSpec, build_road
+
+    routes = {r.id: r for r in read_leaderboard_routes(route_file)}
+    if str(route_id) not in routes:
+        raise RouteError(
+            f"{route_file}: no route id {route_id!r} (ids: {', '.join(sorted(routes, key=_num))})"
+        )
+    route = routes[str(route_id)]
+    path = Path(maps_dir) / f"{route.town}.xodr"
+    if not path.is_file():
+        raise RouteError(f"route {route.id}: map of {route.town} not found at {path}")
+    road = RoadSpec(kind="file", path=str(path))
+    g = build_road(road)
+    planned = plan_leaderboard_route(g, route)
+    start = odr_position(g, *planned.snapped[0])
+    points = [odr_position(g, *p) for p in planned.snapped[1:]]
+    ego = EgoSpec(
+        road=start[0],
+        lane=start[1],
+        s=max(start[2], 0.0),
+        speed=0.0,
+        route_length=max(planned.length_m, 1.0),
+        waypoints=tuple((float(r), float(ln), max(s, 0.0)) for r, ln, s in points),
+    )
+    limit = max(base.time_limit_s, planned.length_m / LEADERBOARD_MIN_SPEED_MPS + 60.0)
+    return dataclasses.replace(
+        base,
+        name=f"leaderboard_{route.town}_{route.id}",
+        road=road,
+        ego=ego,
+        actors=(),
+        time_limit_s=min(limit, 3600.0),
+    )
+
+
+def _num(rid: str) -> tuple[int, str]:
+    return (int(rid), rid) if rid.isdigit() else (1 << 30, rid)
