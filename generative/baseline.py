@@ -91,8 +91,13 @@ class RuleBasedTrafficSampler:
         difficulty: F64,
         s_range: tuple[float, float] | None = None,
         zones: Sequence[Sequence[tuple[int, int, float, float]]] | None = None,
+        lane_ratio: F64 | None = None,
     ) -> tuple[Vehicles, ValidityCounts]:
-        """S scenes at once (same contract as the learned sampler's ``sample_vehicles``)."""
+        """S scenes at once (same contract as the learned sampler's ``sample_vehicles``).
+
+        ``lane_ratio`` ``(S, L)``: per-lane density / ``density`` (None: every lane at
+        ``density``); each lane's mean spacing follows its own density.
+        """
         density = np.asarray(density, np.float64)
         difficulty = np.asarray(difficulty, np.float64)
         if density.shape != difficulty.shape or not np.all(density > 0):
@@ -103,20 +108,26 @@ class RuleBasedTrafficSampler:
         n_s = density.shape[0]
         lo, hi = s_range if s_range is not None else (0.0, ctx.length)
         zl, zh = zone_matrix(zones if zones is not None else [()] * n_s, n_s, ctx.num_lanes)
-        mean_gap = np.maximum(1000.0 / density - CAR_LENGTH_M, GAP_MIN_M)
+        ratio = np.ones((n_s, ctx.num_lanes)) if lane_ratio is None else np.asarray(lane_ratio)
+        if ratio.shape != (n_s, ctx.num_lanes) or not np.all(ratio > 0):
+            raise SamplerError(
+                f"lane_ratio: expected ({n_s}, {ctx.num_lanes}) values > 0, got shape {ratio.shape}"
+            )
+        lane_dens = density[:, None] * ratio  # (S, L)
+        mean_gap = np.maximum(1000.0 / lane_dens - CAR_LENGTH_M, GAP_MIN_M)
         faster = DIFFICULTY_SPEED_FRAC * np.clip(difficulty, 0.0, 1.0)
 
         def propose(st: PlacementState) -> Proposal:
             q = st.scene
             n = q.shape[0]
-            g = rng.uniform(GAP_MIN_M, 2.0 * mean_gap[q] - GAP_MIN_M)
+            g = rng.uniform(GAP_MIN_M, 2.0 * mean_gap[q, st.lane] - GAP_MIN_M)
             u = np.asarray(rng.uniform(SPEED_FRAC[0], SPEED_FRAC[1], n), np.float64)
             v: F64 = u + faster[q]
             w: F64 = np.asarray(rng.uniform(WIDTH_M[0], WIDTH_M[1], n), np.float64)
             return Proposal(gap=g, v=v, length=np.full(n, CAR_LENGTH_M), width=w)
 
         scene, lane, s_ref, _, v, length, width = place(
-            ctx, propose, density, (lo, hi), zl, zh, rng
+            ctx, propose, lane_dens, (lo, hi), zl, zh, rng
         )
         m = scene.shape[0]
         limit = ctx.road.speed_limit

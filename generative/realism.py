@@ -21,6 +21,22 @@ difficulty, then cropped to a window of the held-out recordings' observed length
 (:func:`generative.model.dataset.recording_windows`) in the middle of the road, with leaders
 outside the window dropped as the cameras would.
 
+Two comparisons, both reported (:class:`RealismReport` ``sources`` and ``matched``):
+
+- *Unmatched*: each held-out snapshot gets ``scenes_per_snapshot`` generated scenes at its
+  density, cropped to a window drawn from the held-out recordings' windows; ``train_data`` is
+  every training snapshot, uncropped. Between-recording differences (each recording is one
+  traffic state: its congestion, its lane use, its camera window) dominate this comparison:
+  the training recordings themselves are told apart from the held-out ones.
+- *Matched*: each generated scene is conditioned on the observable road context of its
+  held-out snapshot (5 lanes, the US-101 limit, the snapshot's density and, for samplers that
+  take them, its per-lane densities: :func:`lane_ratios`) and cropped to that snapshot's own
+  camera window; ``train_data`` is, for each held-out snapshot, the ``scenes_per_snapshot``
+  training snapshots nearest in per-lane density (:func:`matched_recorded_set`), each cropped
+  to the same window at a uniform position. The classifier and its features are the same, so
+  the matched C2ST asks "is this realistic traffic for this road context", not "which
+  recording is this".
+
 Metrics per source.
 
 - Wasserstein-1 distance (:func:`wasserstein1`, exact for empirical distributions) of: speed
@@ -35,8 +51,11 @@ Metrics per source.
   (speed, has leader, log gap, headway, relative speed, lane index, length, snapshot density,
   snapshot mean speed, lane mean speed); ``c2st_snapshot`` classifies whole snapshots, the
   vector (density, mean and std of speed, mean log gap, mean headway, share of vehicles per lane
-  (5), std of the lane mean speeds). Real and generated are balanced by subsampling; folds keep
-  real snapshots 2 s apart or more in different folds blocks (no neighbour leakage).
+  (5), std of the lane mean speeds). Real and generated are balanced by subsampling; folds are
+  drawn by group so that near-duplicate rows never sit on both sides of a fold: real (and
+  recorded ``train_data``) snapshots by 2-s block of their recording, generated rows by scene.
+  Classifier: 2 hidden layers of 32 ReLU units, full-batch Adam (lr 1e-2, weight decay 1e-4),
+  standardised inputs, 5-fold cross-validation, accuracy on the held-out folds.
 - Rollout: generated scenes (1 km of traffic) are played 10 s in the embedded simulator
   (:func:`sim.world.reset` / :func:`sim.world.step`, IDM + MOBIL); vehicles that start 300-700 m
   along the road (away from the free road at the front) give the 10-s speed change
@@ -66,6 +85,7 @@ from generative.data.snapshots import Snapshots
 from generative.model.dataset import (
     US101_LANES,
     US101_SPEED_LIMIT_MPS,
+    lane_ratios,
     main_lane_snapshots,
     recording_windows,
     snapshot_density,
@@ -114,6 +134,7 @@ class VehicleSampler(Protocol):
         difficulty: F64,
         s_range: tuple[float, float] | None = None,
         zones: Sequence[Sequence[tuple[int, int, float, float]]] | None = None,
+        lane_ratio: F64 | None = None,
     ) -> tuple[Vehicles, ValidityCounts]: ...
 
 
@@ -149,11 +170,14 @@ def c2st_accuracy(
     real_groups: I64 | None = None,
     folds: int = 5,
     epochs: int = 300,
+    fake_groups: I64 | None = None,
+    paired: bool = False,
 ) -> float:
     """Classifier two-sample test: mean held-out accuracy of an MLP telling ``real`` from ``fake``.
 
     The larger set is subsampled to the smaller one's size; rows are split into ``folds``
-    folds (real rows by ``real_groups`` when given, so near-duplicate rows share a fold); a
+    folds (rows by ``real_groups`` / ``fake_groups`` when given, so near-duplicate rows share
+    a fold: otherwise a classifier could score by recognising a row it saw in training); a
     2-layer MLP (32 units, full-batch Adam, standardised inputs) is trained on the other folds
     and scored on each fold. 0.5 means indistinguishable, 1.0 perfectly separable.
 
@@ -161,6 +185,11 @@ def c2st_accuracy(
         real, fake: ``(N, F)`` feature rows.
         seed: Subsampling, folds and the MLP's initialisation.
         real_groups: Group id of each real row (None: every row its own group).
+        fake_groups: Group id of each fake row (None: every row its own group); e.g. the
+            2-s blocks of recorded snapshots used as the fake set.
+        paired: ``fake_groups`` are ids of ``real_groups`` (a fake row generated for a real
+            group's road context): a fake row goes into its real group's fold, so that the
+            classifier is tested on contexts it was not trained on, real and fake alike.
         folds: Cross-validation folds.
         epochs: Full-batch Adam steps per fold.
     """
@@ -171,10 +200,22 @@ def c2st_accuracy(
     ri = np.sort(rng.choice(real.shape[0], n, replace=False))
     fi = rng.choice(fake.shape[0], n, replace=False)
     groups = real_groups[ri] if real_groups is not None else ri
-    ug = np.unique(groups)
+    if paired:
+        if fake_groups is None or real_groups is None:
+            raise ValueError("c2st: paired folds need real_groups and fake_groups")
+        ug = np.unique(np.concatenate([groups, fake_groups[fi]]))
+    else:
+        ug = np.unique(groups)
     g_fold = rng.permutation(ug.size) % folds
     fold_r = g_fold[np.searchsorted(ug, groups)]
-    fold_f = rng.permutation(n) % folds
+    if paired and fake_groups is not None:
+        fold_f = g_fold[np.searchsorted(ug, fake_groups[fi])]
+    elif fake_groups is None:
+        fold_f = rng.permutation(n) % folds
+    else:
+        fg = fake_groups[fi]
+        uf = np.unique(fg)
+        fold_f = (rng.permutation(uf.size) % folds)[np.searchsorted(uf, fg)]
     x = np.concatenate([real[ri], fake[fi]]).astype(np.float32)
     y = np.concatenate([np.ones(n), np.zeros(n)]).astype(np.float32)
     fold = np.concatenate([fold_r, fold_f])
@@ -307,6 +348,84 @@ def from_vehicles(v: Vehicles, window: F64, start: float) -> SnapshotSet:
         density=dens[ok],
         group=np.flatnonzero(ok).astype(np.int64),
     )
+
+
+def recorded_scenes(snap: Snapshots, pick: I64, start: F64, offset: float) -> Vehicles:
+    """Entries of recorded snapshots ``pick`` ``(K,)`` as scenes ``0..K-1`` of :class:`Vehicles`.
+
+    Scene k holds the entries of snapshot ``pick[k]`` with ``s`` shifted so that ``start[k]``
+    lies at ``offset``: :func:`from_vehicles` with ``start=offset`` then crops each snapshot to
+    its own window, exactly as it crops generated scenes. Behaviour columns are zero (unused).
+    """
+    order = np.argsort(snap.snapshot, kind="stable")
+    srt = snap.snapshot[order]
+    lo = np.searchsorted(srt, pick, side="left")
+    hi = np.searchsorted(srt, pick, side="right")
+    cnt = hi - lo
+    scene = np.repeat(np.arange(pick.size, dtype=np.int64), cnt)
+    first = np.repeat(lo - np.concatenate([[0], np.cumsum(cnt)[:-1]]), cnt)
+    idx = order[first + np.arange(scene.size)]
+    keep = snap.lane[idx] >= 0
+    idx, scene = idx[keep], scene[keep]
+    s = snap.s_m[idx] - start[scene] + offset
+    z = np.zeros(idx.size)
+    return Vehicles(
+        scene,
+        snap.lane[idx].astype(np.int64),
+        s,
+        s,
+        snap.speed_mps[idx],
+        snap.length_m[idx],
+        snap.width_m[idx],
+        *([z] * 7),
+    )
+
+
+def matched_recorded_set(
+    snap: Snapshots,
+    candidates: I64,
+    density: F64,
+    ratio: F64,
+    window: F64,
+    per_snapshot: int,
+    rng: np.random.Generator,
+) -> SnapshotSet:
+    """Recorded snapshots matched to target snapshots: the density-matched floor.
+
+    For each target snapshot j (density ``density[j]``, per-lane ratios ``ratio[j]``, window
+    ``window[j]``), the ``per_snapshot`` snapshots among ``candidates`` nearest in per-lane
+    density ``density * ratio`` (Euclidean over the lanes), each cropped
+    to a window of length ``window[j]`` at a uniform position inside its observed road. The
+    result's ``group`` is the target snapshot j of each snapshot (the matched C2ST folds by it).
+
+    Args:
+        snap: Recorded snapshots.
+        candidates: Snapshot indices of ``snap`` to choose from (e.g. the training recordings').
+        density, window: Targets' density [veh/km/lane] and window [m], ``(J,)`` each.
+        ratio: Targets' per-lane ratios (:func:`lane_ratios`), ``(J, L)``.
+        per_snapshot: Recorded snapshots per target.
+        rng: Crop positions.
+    """
+    on = snap.lane >= 0
+    n_all = int(snap.snapshot_recording.shape[0])
+    c_ratio = lane_ratios(
+        snap.lane[on].astype(np.int64), snap.snapshot[on].astype(np.int64), n_all, ratio.shape[1]
+    )[candidates]
+    c_lane = snapshot_density(snap)[candidates, None] * c_ratio  # (C, L)
+    t_lane = density[:, None] * ratio  # (J, L)
+    dist = np.sqrt(((t_lane[:, None, :] - c_lane[None, :, :]) ** 2).sum(-1))
+    near = np.argsort(dist, axis=1, kind="stable")
+    pick = candidates[near[:, :per_snapshot]].reshape(-1)
+    win = np.repeat(window, per_snapshot)
+    s_lo = np.full(n_all, np.inf)
+    s_hi = np.full(n_all, -np.inf)
+    np.minimum.at(s_lo, snap.snapshot[on], snap.s_m[on] - 0.5 * snap.length_m[on])
+    np.maximum.at(s_hi, snap.snapshot[on], snap.s_m[on] + 0.5 * snap.length_m[on])
+    room = np.maximum(s_hi[pick] - s_lo[pick] - win, 0.0)
+    start = s_lo[pick] + rng.uniform(0.0, 1.0, pick.size) * room
+    veh = recorded_scenes(snap, pick, start, MARGIN_M)
+    out = from_vehicles(veh, win, MARGIN_M)
+    return dataclasses.replace(out, group=out.group // per_snapshot)
 
 
 def feature_samples(s: SnapshotSet) -> dict[str, F64]:
@@ -512,7 +631,11 @@ class SourceResult:
 
 @dataclass(frozen=True)
 class RealismReport:
-    """Results of :func:`evaluate_realism` for every source."""
+    """Results of :func:`evaluate_realism` for every source.
+
+    ``sources``: the unmatched comparison; ``matched``: the matched one (module docstring;
+    empty when not run). Rollout metrics are the same in both.
+    """
 
     data: str
     held_out: tuple[str, ...]
@@ -523,6 +646,7 @@ class RealismReport:
     real_lane_change_rate: float
     real_speed_change_vehicles: int
     seconds: float
+    matched: dict[str, SourceResult] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able plain data."""
@@ -530,9 +654,12 @@ class RealismReport:
         d["held_out"] = list(self.held_out)
         return _plain(d)  # type: ignore[no-any-return]
 
-    def beats(self, a: str = "learned", b: str = "rule_based") -> dict[str, bool]:
+    def beats(
+        self, a: str = "learned", b: str = "rule_based", matched: bool = False
+    ) -> dict[str, bool]:
         """Per metric: whether source ``a`` is closer to the held-out data than ``b``."""
-        ma, mb = self.sources[a].metrics(), self.sources[b].metrics()
+        src = self.matched if matched else self.sources
+        ma, mb = src[a].metrics(), src[b].metrics()
         out = {}
         for k, v in ma.items():
             if k.startswith("c2st"):
@@ -541,14 +668,10 @@ class RealismReport:
                 out[k] = v < mb[k]
         return out
 
-    def to_markdown(self) -> str:
-        """The table: one row per metric, one column per source (lower is better; C2ST: 0.5)."""
-        names = [s for s in SOURCES if s in self.sources]
-        rows = list(self.sources[names[0]].metrics())
+    def _table(self, src: dict[str, SourceResult]) -> list[str]:
+        names = [s for s in SOURCES if s in src]
+        rows = list(src[names[0]].metrics())
         lines = [
-            f"Realism against held-out recordings {', '.join(self.held_out)} of {self.data} "
-            f"({self.real_snapshots} snapshots, {self.real_vehicles} vehicles; seed {self.seed})",
-            "",
             "| metric | " + " | ".join(names) + " |",
             "|---|" + "---:|" * len(names),
         ]
@@ -559,13 +682,11 @@ class RealismReport:
             label = f"{r} [{unit}]" if unit and not r.startswith("c2st") else r
             vals = []
             for n in names:
-                v = self.sources[n].metrics().get(r)
+                v = src[n].metrics().get(r)
                 vals.append("—" if v is None else f"{v:.3f}")
             lines.append(f"| {label} | " + " | ".join(vals) + " |")
         lcr = [
-            "—"
-            if self.sources[n].lane_change_rate is None
-            else f"{self.sources[n].lane_change_rate:.3f}"
+            "—" if src[n].lane_change_rate is None else f"{src[n].lane_change_rate:.3f}"
             for n in names
         ]
         lines.append(
@@ -574,25 +695,51 @@ class RealismReport:
             + " |"
         )
         rep = [
-            f"{100 * self.sources[n].validity['repaired']:.1f}% / "
-            f"{100 * self.sources[n].validity['rejected']:.1f}%"
-            if self.sources[n].validity
+            f"{100 * src[n].validity['repaired']:.1f}% / {100 * src[n].validity['rejected']:.1f}%"
+            if src[n].validity
             else "—"
             for n in names
         ]
         lines.append("| repaired / rejected vehicles | " + " | ".join(rep) + " |")
-        if "learned" in self.sources and "rule_based" in self.sources:
-            b = self.beats()
+        if "learned" in src and "rule_based" in src:
+            b = self.beats(matched=src is self.matched)
             lost = [k for k, v in b.items() if not v]
             lines += [
                 "",
                 f"learned beats rule_based on {sum(b.values())} of {len(b)} metrics"
                 + (f" (not on: {', '.join(lost)})" if lost else ""),
                 "C2ST accuracy of learned (target < 0.65): "
-                f"{self.sources['learned'].c2st_vehicle_local:.3f} per vehicle (own state), "
-                f"{self.sources['learned'].c2st_vehicle:.3f} per vehicle in its snapshot, "
-                f"{self.sources['learned'].c2st_snapshot:.3f} per snapshot",
+                f"{src['learned'].c2st_vehicle_local:.3f} per vehicle (own state), "
+                f"{src['learned'].c2st_vehicle:.3f} per vehicle in its snapshot, "
+                f"{src['learned'].c2st_snapshot:.3f} per snapshot",
             ]
+        return lines
+
+    def to_markdown(self) -> str:
+        """The tables: one row per metric, one column per source (lower is better; C2ST: 0.5).
+
+        First the matched comparison (when run), then the unmatched one.
+        """
+        lines = [
+            f"Realism against held-out recordings {', '.join(self.held_out)} of {self.data} "
+            f"({self.real_snapshots} snapshots, {self.real_vehicles} vehicles; seed {self.seed})",
+            "",
+        ]
+        if self.matched:
+            lines += [
+                "Matched (each generated scene: its held-out snapshot's density and camera "
+                "window; train_data: the training snapshots nearest in density, cropped to that "
+                "window):",
+                "",
+                *self._table(self.matched),
+                "",
+            ]
+        lines += [
+            "Unmatched (generated scenes: the held-out densities, windows drawn from the "
+            "held-out recordings'; train_data: every training snapshot, uncropped):",
+            "",
+            *self._table(self.sources),
+        ]
         lines.append(f"({self.seconds:.0f} s)")
         return "\n".join(lines)
 
@@ -628,6 +775,7 @@ def evaluate_realism(
     c2st_epochs: int = 300,
     progress: Callable[[str], None] | None = None,
     split: str = "test",
+    matched: bool = True,
 ) -> RealismReport:
     """Compare the samplers and the training recordings with held-out recordings.
 
@@ -645,6 +793,7 @@ def evaluate_realism(
         progress: Called with a short message before each stage.
         split: Which split of the US-101 file is held out: ``test`` (reports) or
             ``validation`` (model selection, so that the test recordings stay unseen).
+        matched: Also run the matched comparison (module docstring, ``report.matched``).
 
     Returns:
         The report (:meth:`RealismReport.to_markdown`, :meth:`RealismReport.to_dict`).
@@ -679,15 +828,16 @@ def evaluate_realism(
     windows = recording_windows(tracks)
     held_idx = np.flatnonzero(in_held)
     win_pool = windows[held_idx]
-    real_feat = feature_samples(real)
-    real_vv = vehicle_vectors(real)
-    real_sv = snapshot_vectors(real)
-    real_group_v = real.group[real.snapshot]
+    # Each held-out snapshot's own camera window (its recording's observed road).
+    real_win = windows[real.group // 100_000]
+    real_ratio = lane_ratios(real.lane, real.snapshot, real.n_snapshots, US101_LANES)
+    real_ref = _RealRef.of(real)
     real_roll = real_rollout_stats(tracks, held) if rollout else None
     if real_roll is not None and real_roll.speed_change.size == 0:
         say("no held-out track is 10 s long: rollout metrics left out")
         real_roll = None
     results: dict[str, SourceResult] = {}
+    results_m: dict[str, SourceResult] = {}
     road = RoadSpec(
         kind="straight",
         num_lanes=US101_LANES,
@@ -701,24 +851,30 @@ def evaluate_realism(
         n_s = real.n_snapshots * scenes_per_snapshot
         dens = np.repeat(real.density, scenes_per_snapshot)
         diff = rng.uniform(0.0, 1.0, n_s)
-        before = sampler.stats
         veh, counts = sampler.sample_vehicles(ctx, rng, dens, diff)
-        _ = before
         gen = from_vehicles(veh, rng.choice(win_pool, n_s), MARGIN_M)
-        results[name] = _compare(
-            real, real_feat, real_vv, real_sv, real_group_v, gen, seed, c2st_epochs
-        )
-        roll = None
+        results[name] = _compare(real_ref, gen, seed, c2st_epochs)
+        if matched:
+            # The same draws, now also given each snapshot's per-lane densities.
+            veh_m, counts_m = sampler.sample_vehicles(
+                ctx, rng, dens, diff, lane_ratio=np.repeat(real_ratio, scenes_per_snapshot, 0)
+            )
+            gen_m = from_vehicles(veh_m, np.repeat(real_win, scenes_per_snapshot), MARGIN_M)
+            gen_m = dataclasses.replace(gen_m, group=gen_m.group // scenes_per_snapshot)
+            results_m[name] = _compare(real_ref, gen_m, seed, c2st_epochs, matched=True)
+            counts = counts + counts_m
         if rollout and rollout_scenes > 0 and real_roll is not None:
             say(f"rollout {name}")
-            roll = rollout_stats(sampler, rollout_scenes, real.density, rng)
-            results[name] = dataclasses.replace(
-                results[name],
-                rollout_speed_change_w1=wasserstein1(roll.speed_change, real_roll.speed_change),
-                lane_change_rate=roll.lane_change_rate,
-                lane_change_rate_diff=abs(roll.lane_change_rate - real_roll.lane_change_rate),
+            # Its own stream: the rollout does not depend on which comparisons ran before.
+            roll = rollout_stats(
+                sampler, rollout_scenes, real.density, np.random.default_rng([seed, i, 1])
             )
+            results[name] = _with_rollout(results[name], roll, real_roll)
+            if name in results_m:
+                results_m[name] = _with_rollout(results_m[name], roll, real_roll)
         results[name] = dataclasses.replace(results[name], validity=counts.rates())
+        if name in results_m:
+            results_m[name] = dataclasses.replace(results_m[name], validity=counts.rates())
     if train_data is not None:
         tpath = _resolve(train_data)
         if tpath.is_file():
@@ -732,16 +888,25 @@ def evaluate_realism(
             tsnap = main_lane_snapshots(tt, every)
             tin = np.array([r in train_names for r in tt.recordings], np.bool_)
             tset = from_snapshots(tsnap, tin[tsnap.snapshot_recording[tsnap.snapshot]])
-            res = _compare(real, real_feat, real_vv, real_sv, real_group_v, tset, seed, c2st_epochs)
+            res = _compare(real_ref, tset, seed, c2st_epochs)
             tr = real_rollout_stats(tt, train_names) if real_roll is not None else None
-            if tr is not None and real_roll is not None and tr.speed_change.size:
-                res = dataclasses.replace(
-                    res,
-                    rollout_speed_change_w1=wasserstein1(tr.speed_change, real_roll.speed_change),
-                    lane_change_rate=tr.lane_change_rate,
-                    lane_change_rate_diff=abs(tr.lane_change_rate - real_roll.lane_change_rate),
+            has_roll = tr is not None and real_roll is not None and tr.speed_change.size > 0
+            results["train_data"] = _with_rollout(res, tr, real_roll) if has_roll else res
+            if matched:
+                cand = np.flatnonzero(
+                    tin[tsnap.snapshot_recording] & np.isfinite(snapshot_density(tsnap))
                 )
-            results["train_data"] = res
+                mset = matched_recorded_set(
+                    tsnap,
+                    cand,
+                    real.density,
+                    real_ratio,
+                    real_win,
+                    scenes_per_snapshot,
+                    np.random.default_rng([seed, len(samplers)]),
+                )
+                res_m = _compare(real_ref, mset, seed, c2st_epochs, matched=True)
+                results_m["train_data"] = _with_rollout(res_m, tr, real_roll) if has_roll else res_m
     return RealismReport(
         data=str(data_path),
         held_out=tuple(held),
@@ -752,25 +917,82 @@ def evaluate_realism(
         real_lane_change_rate=real_roll.lane_change_rate if real_roll is not None else float("nan"),
         real_speed_change_vehicles=real_roll.vehicles if real_roll is not None else 0,
         seconds=time.perf_counter() - t0,
+        matched=results_m,
     )
 
 
-def _compare(
-    real: SnapshotSet,
-    real_feat: dict[str, F64],
-    real_vv: F64,
-    real_sv: F64,
-    real_group_v: I64,
-    other: SnapshotSet,
-    seed: int,
-    epochs: int,
+def _with_rollout(
+    res: SourceResult, roll: RolloutStats | None, real: RolloutStats | None
 ) -> SourceResult:
+    """``res`` with the rollout metrics of ``roll`` against the held-out ``real``."""
+    if roll is None or real is None:
+        return res
+    return dataclasses.replace(
+        res,
+        rollout_speed_change_w1=wasserstein1(roll.speed_change, real.speed_change),
+        lane_change_rate=roll.lane_change_rate,
+        lane_change_rate_diff=abs(roll.lane_change_rate - real.lane_change_rate),
+    )
+
+
+@dataclass(frozen=True)
+class _RealRef:
+    """The held-out snapshots' features, computed once for every comparison."""
+
+    real: SnapshotSet
+    feat: dict[str, F64]
+    vv: F64
+    sv: F64
+    group_v: I64
+
+    @classmethod
+    def of(cls, real: SnapshotSet) -> _RealRef:
+        return cls(
+            real,
+            feature_samples(real),
+            vehicle_vectors(real),
+            snapshot_vectors(real),
+            real.group[real.snapshot],
+        )
+
+
+MIN_RECORDINGS_FOR_RECORDING_FOLDS = 3  # fewer held-out recordings: 5 folds of 2-s blocks
+
+
+def _compare(
+    ref: _RealRef, other: SnapshotSet, seed: int, epochs: int, matched: bool = False
+) -> SourceResult:
+    """W1 and the three C2STs of ``other`` against the held-out snapshots.
+
+    Unmatched: 5 folds, real rows grouped by 2-s block, ``other``'s by its own groups.
+    Matched (``other.group`` = the held-out snapshot each scene was made for): one fold per
+    held-out recording, every fake row in the fold of its target's recording (leave one
+    recording out), when there are at least 3 held-out recordings.
+    """
     feat = feature_samples(other)
-    w1 = {k: wasserstein1(feat[k], real_feat[k]) for k in FEATURES_W1}
+    w1 = {k: wasserstein1(feat[k], ref.feat[k]) for k in FEATURES_W1}
     ov = vehicle_vectors(other)
-    cl = c2st_accuracy(real_vv[:, :7], ov[:, :7], seed, real_group_v, epochs=epochs)
-    cv = c2st_accuracy(real_vv, ov, seed, real_group_v, epochs=epochs)
-    cs = c2st_accuracy(real_sv, snapshot_vectors(other), seed, real.group, epochs=epochs)
+    sv = snapshot_vectors(other)
+    rec = ref.real.group // 100_000
+    n_rec = int(np.unique(rec).size)
+    paired = matched and n_rec >= MIN_RECORDINGS_FOR_RECORDING_FOLDS
+    if paired:
+        og = rec[other.group]
+        folds = n_rec
+        rg_v, rg_s, fg_v, fg_s = rec[ref.real.snapshot], rec, og[other.snapshot], og
+    else:
+        folds = 5
+        rg_v, rg_s = ref.group_v, ref.real.group
+        fg_v, fg_s = other.group[other.snapshot], other.group
+
+    def c2st(real: F64, fake: F64, rg: I64, fg: I64) -> float:
+        return c2st_accuracy(
+            real, fake, seed, rg, folds=folds, epochs=epochs, fake_groups=fg, paired=paired
+        )
+
+    cl = c2st(ref.vv[:, :7], ov[:, :7], rg_v, fg_v)
+    cv = c2st(ref.vv, ov, rg_v, fg_v)
+    cs = c2st(ref.sv, sv, rg_s, fg_s)
     return SourceResult(
         w1=w1,
         c2st_vehicle_local=cl,
@@ -787,15 +1009,27 @@ def _compare(
 def report_json_lines(report: RealismReport) -> list[str]:
     """One JSON line per source (bench format)."""
     out = []
-    for name, res in report.sources.items():
-        row = {"bench": "realism", "source": name, "seed": report.seed, **res.metrics()}
-        if res.lane_change_rate is not None:
-            row["lane_change_rate"] = res.lane_change_rate
-        if res.validity:
-            row["repaired_rate"] = res.validity["repaired"]
-            row["rejected_rate"] = res.validity["rejected"]
-        out.append(json.dumps(_plain(row)))
+    both = [("unmatched", report.sources), ("matched", report.matched)]
+    for comparison, src in both:
+        for name, res in src.items():
+            out.append(_json_line(report, comparison, name, res))
     return out
+
+
+def _json_line(report: RealismReport, comparison: str, name: str, res: SourceResult) -> str:
+    row: dict[str, Any] = {
+        "bench": "realism",
+        "comparison": comparison,
+        "source": name,
+        "seed": report.seed,
+        **res.metrics(),
+    }
+    if res.lane_change_rate is not None:
+        row["lane_change_rate"] = res.lane_change_rate
+    if res.validity:
+        row["repaired_rate"] = res.validity["repaired"]
+        row["rejected_rate"] = res.validity["rejected"]
+    return json.dumps(_plain(row))
 
 
 __all__ = [
@@ -803,6 +1037,8 @@ __all__ = [
     "SourceResult",
     "c2st_accuracy",
     "evaluate_realism",
+    "matched_recorded_set",
+    "recorded_scenes",
     "report_json_lines",
     "wasserstein1",
 ]

@@ -9,6 +9,10 @@ Features (inputs, all dimensionless; :data:`FEATURES`):
 
 - ``density``: the snapshot's space-mean density (:func:`snapshot_density`) /
   :data:`DENSITY_SCALE`;
+- ``lane_density``: the lane's density, ``density * ratio`` / :data:`DENSITY_SCALE`, with the
+  lane's ratio ``L * n_lane / n`` (:func:`lane_ratios`: its share of the snapshot's vehicles
+  times the lane count; US-101's lanes differ: in the dense recordings the leftmost lane holds
+  twice its share), so that a lane's speeds follow its own density (the fundamental diagram);
 - ``difficulty``: the lane's aggressiveness label in [0, 1]: 1 minus the quantile rank of the
   lane-snapshot's median time headway among the training lane-snapshots (1 = shortest headways);
 - ``lane_pos``: lane index / (lanes - 1) (0 leftmost, 1 rightmost; 0.5 on a one-lane road);
@@ -51,8 +55,12 @@ LENGTH_SCALE = 5.0  # [m] a passenger car: length inputs of order one
 SNAPSHOT_EVERY = 5  # [steps] 0.5 s at 10 Hz: ~4x the 1-s snapshots, still distinct states
 MIN_HEADWAY_SPEED = 1.0  # [m/s] slower vehicles have no meaningful time headway
 
+LANE_RATIO_RANGE = (0.1, 3.0)  # [-] lane density / snapshot density: an empty lane still has
+# a (tiny) density, and 3 bounds a lane that holds most of a short window's vehicles
+
 FEATURES: tuple[str, ...] = (
     "density",
+    "lane_density",
     "difficulty",
     "lane_pos",
     "is_left",
@@ -134,6 +142,44 @@ def main_lane_snapshots(tracks: Tracks, every_n_steps: int = SNAPSHOT_EVERY) -> 
     from dataclasses import replace
 
     return make_snapshots(replace(tracks, lane=lane), every_n_steps)
+
+
+def lane_ratios(
+    lane: NDArray[np.int64], snapshot: NDArray[np.int64], n_snapshots: int, num_lanes: int
+) -> F64:
+    """Per-lane density of each snapshot relative to its mean over lanes, ``(S, L)``.
+
+    ``ratio[j, k] = L * n_jk / n_j`` (vehicles in lane k over the snapshot's vehicles, times the
+    lane count): the per-lane density a detector per lane would report, divided by the
+    snapshot's density, independent of the window length. Clipped to :data:`LANE_RATIO_RANGE`.
+    """
+    key = snapshot.astype(np.int64) * num_lanes + lane.astype(np.int64)
+    cnt = np.bincount(key, minlength=n_snapshots * num_lanes).reshape(n_snapshots, num_lanes)
+    tot = np.maximum(cnt.sum(1, keepdims=True), 1)
+    out: F64 = np.clip(num_lanes * cnt / tot, *LANE_RATIO_RANGE)
+    return out
+
+
+def recording_lane_ratios(tracks: Tracks, recordings: tuple[str, ...]) -> tuple[F64, F64]:
+    """Each recording's pooled lane ratios ``(R, 5)`` and median snapshot density ``(R,)``.
+
+    Recordings with a main lane that holds no vehicle at all (a lane the cameras did not
+    cover) are left out. The sampler draws per-lane densities from these when none are given.
+    """
+    snap = main_lane_snapshots(tracks)
+    dens = snapshot_density(snap)
+    ratios, meds = [], []
+    for name in recordings:
+        r = tracks.recordings.index(name)
+        e = (snap.snapshot_recording[snap.snapshot] == r) & (snap.lane >= 0)
+        cnt = np.bincount(snap.lane[e].astype(np.int64), minlength=US101_LANES)[:US101_LANES]
+        d = dens[snap.snapshot_recording == r]
+        d = d[np.isfinite(d)]
+        if cnt.min() == 0 or d.size == 0:
+            continue
+        ratios.append(US101_LANES * cnt / cnt.sum())
+        meds.append(float(np.median(d)))
+    return np.array(ratios).reshape(-1, US101_LANES), np.array(meds)
 
 
 def snapshot_density(snap: Snapshots) -> F64:
@@ -237,9 +283,18 @@ def build_examples(
     left = grp - 1
     has_left = (snap.lane > 0) & (cnt[np.maximum(left, 0)] > 0)
     left_v = np.where(has_left, mean_v[np.maximum(left, 0)], 0.0)
+    on = snap.lane >= 0
+    ratio = lane_ratios(
+        np.where(on, snap.lane, 0).astype(np.int64),
+        np.where(on, snap.snapshot, snap.n_snapshots).astype(np.int64),
+        snap.n_snapshots + 1,
+        US101_LANES,
+    )
+    lane_ratio = ratio[snap.snapshot, np.clip(snap.lane, 0, US101_LANES - 1)]
     x = np.stack(
         [
             dens / DENSITY_SCALE,
+            dens * lane_ratio / DENSITY_SCALE,
             label,
             lane / (US101_LANES - 1),
             (snap.lane == 0).astype(np.float64),

@@ -191,7 +191,8 @@ def place(
     Args:
         ctx: The road.
         propose: The next vehicle for each row of a :class:`PlacementState`.
-        density: Requested vehicles per km and lane of each scene, ``(S,)``.
+        density: Requested vehicles per km and lane of each scene, ``(S,)``, or of each scene
+            and lane, ``(S, L)`` (sets the front vehicle's offset).
         s_range: Reference ``s`` range to fill [m].
         zones_lo, zones_hi: keep_clear zones, ``(S, L, Z)`` (:func:`zone_matrix`).
         rng: Offsets of the front vehicles.
@@ -202,7 +203,8 @@ def place(
     """
     n_s = int(density.shape[0])
     lo, hi = s_range
-    spacing = 1000.0 / np.maximum(density, 1e-3)
+    dens_l = density if density.ndim == 2 else np.repeat(density[:, None], ctx.num_lanes, 1)
+    spacing = 1000.0 / np.maximum(dens_l, 1e-3)  # (S, L)
     max_steps = int(np.ceil((hi - lo) / MIN_SPACING_M)) + zones_lo.shape[2] + 2
     out: list[tuple[I64, I64, F64, F64, F64, F64, F64]] = []
     left_v = np.full(n_s, np.nan)
@@ -216,7 +218,7 @@ def place(
         prev_v = np.zeros(n_s)
         prev_gap = np.full(n_s, np.nan)
         prev_len = np.zeros(n_s)
-        offset = rng.uniform(0.0, 1.0, n_s) * spacing
+        offset = rng.uniform(0.0, 1.0, n_s) * spacing[:, k]
         lane_sum = np.zeros(n_s)
         lane_cnt = np.zeros(n_s)
         for _ in range(max_steps):

@@ -78,7 +78,7 @@ from sim.scenario import ActorSpec, BehaviorSpec, RoadSpec
 F64 = NDArray[np.float64]
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "traffic_model.pt"
-WEIGHTS_FORMAT = 1
+WEIGHTS_FORMAT = 2  # generative.model.train.WEIGHTS_FORMAT
 POLITENESS = (0.5, 0.1)  # [-] MOBIL politeness at difficulty 0 and 1 (Kesting 2007: 0..1)
 LC_THRESHOLD_SCALE = (1.5, 0.5)  # [-] x the calibrated threshold at difficulty 0 and 1
 DEFAULT_LC_THRESHOLD_MPS2 = BehaviorSpec.lc_threshold  # before calibration (sim default)
@@ -86,6 +86,9 @@ DEFAULT_LC_THRESHOLD_MPS2 = BehaviorSpec.lc_threshold  # before calibration (sim
 # own random traffic drives at 0.6-1.0 of the limit, 0.8 on average, and free-flowing motorway
 # traffic runs close to the posted limit.
 FREE_FLOW_FRAC = 0.9
+# [veh/km/lane] kernel width over recording densities when drawing per-lane densities: lane
+# use changes with congestion (the leftmost lane fills up in the dense recordings)
+LANE_RATIO_BANDWIDTH = 8.0
 
 
 def load_net(path: str | Path | None = None) -> tuple[TrafficNet, dict[str, Any]]:
@@ -117,8 +120,11 @@ def load_net(path: str | Path | None = None) -> tuple[TrafficNet, dict[str, Any]
     return net, meta
 
 
-def mobil_params(difficulty: F64, threshold: float) -> tuple[F64, F64]:
-    """(politeness, lane-change threshold [m/s^2]) at ``difficulty`` (module docstring)."""
+def mobil_params(difficulty: F64, threshold: float | F64) -> tuple[F64, F64]:
+    """(politeness, lane-change threshold [m/s^2]) at ``difficulty`` (module docstring).
+
+    ``threshold`` is the calibrated threshold at the vehicle's density (a number or ``(M,)``).
+    """
     d = np.clip(difficulty, 0.0, 1.0)
     pol = POLITENESS[0] + d * (POLITENESS[1] - POLITENESS[0])
     thr = threshold * (LC_THRESHOLD_SCALE[0] + d * (LC_THRESHOLD_SCALE[1] - LC_THRESHOLD_SCALE[0]))
@@ -181,6 +187,18 @@ class LearnedTrafficSampler:
         self._place_head = NumpyHead(net.placement)
         self._beh_head = NumpyHead(net.behavior)
         self.lc_threshold = float(meta.get("lc_threshold", DEFAULT_LC_THRESHOLD_MPS2))
+        tab = meta.get("lc_threshold_table")
+        self._lc_table = (
+            None
+            if tab is None
+            else (np.asarray(tab["density"], np.float64), np.asarray(tab["threshold"], np.float64))
+        )
+        lr = meta.get("lane_ratios")
+        self._lane_table = (
+            None
+            if lr is None
+            else (np.asarray(lr["density"], np.float64), np.asarray(lr["ratio"], np.float64))
+        )
         self.temperature = float(temperature)
         lo, hi = self.meta["density_range"]
         self.density_range = (float(lo), float(hi))
@@ -227,6 +245,42 @@ class LearnedTrafficSampler:
         d_in = inputs[j - 1] + np.clip(f, 0.0, 1.0) * (inputs[j] - inputs[j - 1])
         return d_in, d / np.maximum(density, 1e-3)
 
+    def threshold_at(self, density: F64) -> F64:
+        """Calibrated MOBIL threshold [m/s^2] at each ``density`` [veh/km/lane].
+
+        Interpolated in log threshold between the calibration's density levels
+        (:func:`generative.model.train.calibrate_lane_changes`), held constant beyond them;
+        the single ``lc_threshold`` when the weights have no table.
+        """
+        if self._lc_table is None:
+            return np.full(np.shape(density), self.lc_threshold)
+        levels, thr = self._lc_table
+        out: F64 = np.exp(np.interp(density, levels, np.log(thr)))
+        return out
+
+    def draw_lane_ratios(self, density: F64, num_lanes: int, rng: np.random.Generator) -> F64:
+        """Per-lane density / scene density for each scene, ``(S, L)``, mean 1 over lanes.
+
+        A training recording is drawn per scene with weights ``exp(-((d - d_rec) / 8)^2 / 2)``
+        (its median density ``d_rec``), and its 5 lane ratios (leftmost first) are interpolated
+        to the road's ``L`` lane positions. All ones for one lane or weights without a table.
+        """
+        n = density.shape[0]
+        if self._lane_table is None or num_lanes == 1:
+            return np.ones((n, num_lanes))
+        d_rec, ratio = self._lane_table
+        w = np.exp(-0.5 * ((density[:, None] - d_rec[None, :]) / LANE_RATIO_BANDWIDTH) ** 2)
+        w = w + 1e-12
+        cdf = np.cumsum(w, 1)
+        u = rng.uniform(0.0, 1.0, (n, 1)) * cdf[:, -1:]
+        rec = np.minimum((cdf < u).sum(1), d_rec.size - 1)
+        x = np.linspace(0.0, ratio.shape[1] - 1, num_lanes)
+        lo = np.minimum(np.floor(x).astype(np.int64), ratio.shape[1] - 2)
+        f = x - lo
+        r = ratio[rec][:, lo] * (1 - f) + ratio[rec][:, lo + 1] * f
+        out: F64 = r / r.mean(1, keepdims=True)
+        return out
+
     @property
     def default_density(self) -> float:
         """[veh/km/lane] density used when none is asked for: the middle of the trained range."""
@@ -262,6 +316,7 @@ class LearnedTrafficSampler:
         difficulty: F64,
         s_range: tuple[float, float] | None = None,
         zones: Sequence[Sequence[tuple[int, int, float, float]]] | None = None,
+        lane_ratio: F64 | None = None,
     ) -> tuple[Vehicles, ValidityCounts]:
         """S scenes at once on one road, all randomness from ``rng``.
 
@@ -272,6 +327,8 @@ class LearnedTrafficSampler:
             difficulty: Difficulty of each scene in [0, 1], ``(S,)``.
             s_range: Reference s range [m] (None: the whole road).
             zones: keep_clear zones of each scene (None: none).
+            lane_ratio: Per-lane density / ``density`` of each scene and lane, ``(S, L)``
+                (leftmost lane first; None: drawn, :meth:`draw_lane_ratios`).
 
         Returns:
             (valid vehicles of all scenes, this call's validity counts).
@@ -286,6 +343,15 @@ class LearnedTrafficSampler:
                 f"s_range: expected 0 <= lo < hi <= {ctx.length:.1f}, got {(lo, hi)}"
             )
         zl, zh = zone_matrix(zones if zones is not None else [()] * n_s, n_s, ctx.num_lanes)
+        if lane_ratio is None:
+            ratio = self.draw_lane_ratios(density, ctx.num_lanes, rng)
+        else:
+            ratio = np.asarray(lane_ratio, np.float64)
+            if ratio.shape != (n_s, ctx.num_lanes) or not np.all(np.isfinite(ratio) & (ratio > 0)):
+                raise SamplerError(
+                    f"lane_ratio: expected ({n_s}, {ctx.num_lanes}) finite values > 0, got "
+                    f"shape {ratio.shape}"
+                )
         d_cond, stretch = self.density_input(density, difficulty)
         limit = ctx.road.speed_limit
         place_head, beh_head, temp = self._place_head, self._beh_head, self.temperature
@@ -298,6 +364,7 @@ class LearnedTrafficSampler:
             n = q.shape[0]
             cols = {
                 "density": d_cond[q] / DENSITY_SCALE,
+                "lane_density": d_cond[q] * ratio[q, st.lane] / DENSITY_SCALE,
                 "difficulty": difficulty[q],
                 "lane_pos": np.full(n, lane_pos),
                 "is_left": np.full(n, float(st.lane == 0)),
@@ -323,7 +390,7 @@ class LearnedTrafficSampler:
             return Proposal(gap=gap, v=y[:, 1], length=length, width=y[:, 3])
 
         scene, lane, s_ref, gap, v, length, width = place(
-            ctx, propose, density, (lo, hi), zl, zh, rng
+            ctx, propose, density[:, None] * ratio, (lo, hi), zl, zh, rng
         )
         # Lighter than any training scene: speeds move towards free flow (module docstring).
         free = np.clip(1.0 - 1.0 / np.maximum(stretch, 1e-9), 0.0, 1.0)[scene]
@@ -342,7 +409,7 @@ class LearnedTrafficSampler:
         z = beh_head.sample(bx, rng, temp) if scene.size else np.zeros((0, 5))
         beh = from_z(z)
         beh[:, 0] *= limit
-        pol, thr = mobil_params(difficulty[scene], self.lc_threshold)
+        pol, thr = mobil_params(difficulty[scene], self.threshold_at(density)[scene])
         beh = np.column_stack([beh, pol, thr])
         veh = to_vehicles(ctx, scene, lane, s_ref, v * limit, length, width, beh)
         out, counts = make_valid(veh, limit, ctx.lane_length if ctx.closed else None)

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 
 from generative.data import fit_idm, load_ngsim_us101, split_recordings
 from generative.data.ngsim import Tracks
@@ -37,13 +38,16 @@ from generative.model.dataset import (
     TARGETS,
     Examples,
     build_examples,
+    recording_lane_ratios,
 )
 from generative.model.network import NetConfig, TrafficNet
+
+F64 = NDArray[np.float64]
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = Path("../shared/data/traffic/ngsim_us101/us101_tracks.csv")
 DEFAULT_WEIGHTS = Path("generative/model/weights/traffic_model.pt")  # relative to the repo root
-WEIGHTS_FORMAT = 1  # bump when the file layout changes
+WEIGHTS_FORMAT = 2  # bump when the file layout changes (2: lane_density input, lane tables)
 NOISY_FEATURES = ("density", "difficulty", "left_v")
 
 
@@ -231,10 +235,19 @@ def train(
         "best_epoch": best_epoch,
         "val_nll": best,
     }
+    lr, lr_d = recording_lane_ratios(tracks, split.train)
+    meta["lane_ratios"] = {
+        "density": [float(x) for x in lr_d],
+        "ratio": [[float(x) for x in row] for row in lr],
+    }
     if cfg.calibrate:
         meta["density_calibration"] = calibrate_density(net, meta, cfg.seed)
-        thr, table = calibrate_lane_changes(net, meta, tracks, split.train, cfg.seed)
-        meta["lc_threshold"] = thr
+        table = calibrate_lane_changes(net, meta, tracks, split.train, cfg.seed)
+        meta["lc_threshold_table"] = {"density": table["density"], "threshold": table["threshold"]}
+        # The threshold at the training snapshots' median density (weights without a table).
+        meta["lc_threshold"] = float(
+            np.exp(np.interp(np.median(dens), table["density"], np.log(table["threshold"])))
+        )
         meta["lc_calibration"] = table
     res = TrainResult(
         tuple(train_nll), tuple(val_nll), best_epoch, time.perf_counter() - t0, ex_tr.n, ex_va.n
@@ -242,48 +255,115 @@ def train(
     return net, meta, res
 
 
-LC_THRESHOLD_GRID_MPS2 = (
-    0.1,
-    0.2,
-    0.35,
-    0.5,
-    0.75,
-    1.0,
-    1.5,
-    2.0,
-)  # [m/s^2] MOBIL thresholds tried
-CALIBRATION_SCENES = 32  # scenes per threshold played 10 s (~0.5 s each on one core)
+# [m/s^2] MOBIL thresholds tried (the simulator's default is 0.2; dense traffic needs > 2)
+LC_THRESHOLD_GRID_MPS2 = (0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
+LC_DENSITY_LEVELS = (25.0, 35.0, 45.0, 55.0, 65.0)  # [veh/km/lane] calibrated densities
+CALIBRATION_SCENES = 16  # scenes per (density, threshold) played 10 s
+
+
+def lane_change_counts(tracks: Tracks, recordings: tuple[str, ...]) -> tuple[F64, F64, F64]:
+    """Per recording: main-lane lane changes, observed vehicle-10-s and median density.
+
+    Events and exposure are counted as :func:`generative.realism.real_rollout_stats` counts
+    them (debounced events between main lanes; every main-lane row is 0.1 vehicle-s).
+    """
+    from generative.data import detect_lane_changes
+    from generative.data.ngsim import AUX_LANE
+    from generative.model.dataset import main_lane_snapshots, snapshot_density
+
+    ev = detect_lane_changes(tracks)
+    ok = (ev.from_lane != AUX_LANE) & (ev.to_lane != AUX_LANE) & (ev.from_lane >= 0)
+    main = (tracks.lane >= 0) & (tracks.lane != AUX_LANE)
+    snap = main_lane_snapshots(tracks)
+    dens = snapshot_density(snap)
+    out = []
+    for name in recordings:
+        r = tracks.recordings.index(name)
+        d = dens[snap.snapshot_recording == r]
+        d = d[np.isfinite(d)]
+        if d.size == 0:
+            continue
+        n_ev = np.count_nonzero(ok & (tracks.recording[ev.row] == r))
+        expo = np.count_nonzero(main & (tracks.recording == r)) * 0.1 / 10.0
+        out.append((n_ev, expo, float(np.median(d))))
+    a = np.array(out, np.float64).reshape(-1, 3)
+    return a[:, 0], a[:, 1], a[:, 2]
+
+
+def fit_lane_change_rate(events: F64, exposure: F64, density: F64) -> tuple[float, float]:
+    """Poisson regression ``rate(d) = exp(a + b d)`` [/veh/10 s] by Newton's method.
+
+    Returns ``(a, b)``. Lane changes are rare (62 in all of US-101), so one rate per
+    recording is too noisy to use; the fit pools the recordings and keeps the one trend the
+    data show: denser traffic changes lanes less.
+    """
+    ab = np.array([np.log(max(events.sum(), 0.5) / exposure.sum()), 0.0])
+    x = np.column_stack([np.ones_like(density), density])
+    for _ in range(50):
+        mu = exposure * np.exp(x @ ab)
+        grad = x.T @ (events - mu)
+        hess = (x * mu[:, None]).T @ x + 1e-9 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        ab = ab + step
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(ab[0]), float(ab[1])
+
+
+def _threshold_for(rates: dict[float, float], target: float) -> float:
+    """The threshold whose rate is ``target``: log rate interpolated linearly in log threshold.
+
+    The measured rates fall with the threshold up to sampling noise; they are made
+    non-increasing first. Targets beyond the measured range get the end thresholds.
+    """
+    thr = np.log(np.array(sorted(rates)))
+    lr = np.log(np.maximum([rates[k] for k in sorted(rates)], 1e-4))
+    lr = np.minimum.accumulate(lr)
+    # np.interp needs increasing x: interpolate threshold as a function of -log rate.
+    return float(np.exp(np.interp(-np.log(target), -lr, thr)))
 
 
 def calibrate_lane_changes(
     net: TrafficNet, meta: dict[str, Any], tracks: Tracks, recordings: tuple[str, ...], seed: int
-) -> tuple[float, dict[str, Any]]:
-    """The MOBIL threshold whose 10-s rollouts change lanes as often as ``recordings`` do.
+) -> dict[str, Any]:
+    """The MOBIL threshold per density whose 10-s rollouts change lanes as often as
+    ``recordings`` do at that density.
 
-    Sampled scenes (densities of the recordings' snapshots, uniform difficulty) are played 10 s
-    in the simulator for each threshold of :data:`LC_THRESHOLD_GRID_MPS2` (the same scenes: one
-    seed); the threshold whose lane-change rate is closest to the recorded one in log terms
-    wins. Returns (threshold [m/s^2], the calibration table for the metadata).
+    Target: the Poisson fit of the recordings' lane-change rate on their density
+    (:func:`fit_lane_change_rate`). For each density of :data:`LC_DENSITY_LEVELS`, sampled
+    scenes at that density (uniform difficulty) are played 10 s in the simulator for each
+    threshold of :data:`LC_THRESHOLD_GRID_MPS2` (the same scenes: one seed); the threshold
+    giving the target rate is interpolated (:func:`_threshold_for`). Returns the table for
+    the metadata (``density``, ``threshold``, targets, fit and measured rates).
     """
-    from generative.model.dataset import main_lane_snapshots, snapshot_density
     from generative.model.sampler import LearnedTrafficSampler
-    from generative.realism import real_rollout_stats, rollout_stats
+    from generative.realism import rollout_stats
 
-    target = real_rollout_stats(tracks, recordings).lane_change_rate
-    snap = main_lane_snapshots(tracks)
-    names = set(recordings)
-    rec_ok = np.array([r in names for r in tracks.recordings], np.bool_)
-    dens = snapshot_density(snap)[rec_ok[snap.snapshot_recording]]
-    dens = dens[np.isfinite(dens)]
-    rates = {}
-    for thr in LC_THRESHOLD_GRID_MPS2:
-        sampler = LearnedTrafficSampler.from_net(net, {**meta, "lc_threshold": thr})
-        roll = rollout_stats(sampler, CALIBRATION_SCENES, dens, np.random.default_rng(seed))
-        rates[thr] = float(roll.lane_change_rate)
-    err = {k: abs(np.log(max(v, 1e-4)) - np.log(max(target, 1e-4))) for k, v in rates.items()}
-    best = min(err, key=lambda k: err[k])
-    table = {"target_rate": float(target), "rates": {str(k): v for k, v in rates.items()}}
-    return float(best), table
+    ev, expo, dens = lane_change_counts(tracks, recordings)
+    a, b = fit_lane_change_rate(ev, expo, dens)
+    thresholds, targets, rates = [], [], []
+    for level in LC_DENSITY_LEVELS:
+        target = float(np.exp(a + b * level))
+        row = {}
+        for thr in LC_THRESHOLD_GRID_MPS2:
+            sampler = LearnedTrafficSampler.from_net(
+                net, {**meta, "lc_threshold": thr, "lc_threshold_table": None}
+            )
+            roll = rollout_stats(
+                sampler, CALIBRATION_SCENES, np.array([level]), np.random.default_rng(seed)
+            )
+            row[thr] = float(roll.lane_change_rate)
+        thresholds.append(_threshold_for(row, target))
+        targets.append(target)
+        rates.append([row[k] for k in LC_THRESHOLD_GRID_MPS2])
+    return {
+        "density": list(LC_DENSITY_LEVELS),
+        "threshold": thresholds,
+        "target_rate": targets,
+        "rate_fit": [a, b],
+        "grid": list(LC_THRESHOLD_GRID_MPS2),
+        "rates": rates,
+    }
 
 
 DENSITY_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)  # [-] difficulties of the calibration table
@@ -313,7 +393,11 @@ def calibrate_density(net: TrafficNet, meta: dict[str, Any], seed: int) -> dict[
     for a, level in enumerate(DENSITY_LEVELS):
         for b, d in enumerate(inputs):
             veh, _ = sampler.sample_vehicles(
-                ctx, rng, np.full(DENSITY_SCENES, d), np.full(DENSITY_SCENES, level)
+                ctx,
+                rng,
+                np.full(DENSITY_SCENES, d),
+                np.full(DENSITY_SCENES, level),
+                lane_ratio=np.ones((DENSITY_SCENES, ctx.num_lanes)),
             )
             snaps = from_vehicles(veh, np.full(DENSITY_SCENES, 1000.0), 100.0)
             realised[a, b] = float(np.median(snaps.density))

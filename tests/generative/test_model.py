@@ -296,10 +296,17 @@ def test_shipped_weights_are_small_and_load() -> None:
     assert DEFAULT_WEIGHTS.is_file()
     assert DEFAULT_WEIGHTS.stat().st_size < 1_000_000
     _, meta = load_net()
-    assert meta["format"] == 1 and meta["test_recordings"]
+    assert meta["format"] == 2 and meta["test_recordings"]
     lo, hi = meta["density_range"]
     assert 0 < lo < hi
     assert 0.05 <= meta["lc_threshold"] <= 5.0
+    # The lane-change threshold table: denser traffic, higher threshold (fewer lane changes).
+    thr = meta["lc_threshold_table"]["threshold"]
+    assert len(thr) == len(meta["lc_threshold_table"]["density"]) >= 3
+    assert thr[-1] > thr[0] and all(0.05 <= t <= 5.0 for t in thr)
+    # Lane ratios come from training recordings only and average 1 over the lanes.
+    r = np.asarray(meta["lane_ratios"]["ratio"])
+    assert r.shape[1] == 5 and np.allclose(r.mean(1), 1.0)
 
 
 def test_bad_weights_file_is_named(tmp_path: Path) -> None:

@@ -114,7 +114,9 @@ def test_report_on_another_file_holds_all_of_it_out(tmp_path: Path) -> None:
     d = json.loads(json.dumps(rep.to_dict()))
     assert d["sources"]["learned"]["w1"]["gap"] == pytest.approx(rep.sources["learned"].w1["gap"])
     rows = [json.loads(x) for x in report_json_lines(rep)]
-    assert [r["source"] for r in rows] == list(rep.sources)
+    assert [r["source"] for r in rows if r["comparison"] == "unmatched"] == list(rep.sources)
+    assert [r["source"] for r in rows if r["comparison"] == "matched"] == list(rep.matched)
+    assert set(rep.matched) == set(SOURCES) and "Matched (" in text and "Unmatched (" in text
 
 
 @needs_data
