@@ -35,9 +35,9 @@ Per step, per environment (arrays over all actors, no per-actor Python loop):
 
 Lane ends: a lane with no successor whose width at the end is below ``DEAD_END_WIDTH_M`` is a
 tapered lane that ends (an on-ramp's acceleration lane); traffic stops before it narrows below
-``NARROW_M``, which
-also gives MOBIL the incentive to merge left. Lanes that leave the map at full width are not
-dead ends: vehicles drive off them.
+``NARROW_M`` (seen from the lane before too), which also gives MOBIL the incentive to merge
+left; MOBIL never changes into a lane that ends (``ending``: a dead end or a lane leading only
+into one). Lanes that leave the map at full width are not dead ends: vehicles drive off them.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ class JunctionTable:
     conflicts: I32
     clear_s: F32
     dead_end_s: F32
+    ending: BoolArr  # a dead end, or a lane all of whose successors are dead ends
 
     @property
     def num_connectors(self) -> int:
@@ -142,7 +143,9 @@ def compile_junctions(model: OdrMap, g: R.LaneGraph) -> JunctionTable:
         a, n = int(g.lane_start[li]), int(g.lane_npoints[li])
         narrow = np.nonzero(g.width[a : a + n] < NARROW_M)[0]
         dead_end_s[li] = g.s[a + narrow[0]] if narrow.size else g.lane_length[li]
-    return JunctionTable(connector, rank, dead_end, conflicts, clear_s, dead_end_s)
+    succ_dead = np.where(g.successors >= 0, dead_end.take(np.maximum(g.successors, 0)), True)
+    ending = dead_end | ((nsucc > 0) & succ_dead.all(1))
+    return JunctionTable(connector, rank, dead_end, conflicts, clear_s, dead_end_s, ending)
 
 
 def yield_gap(
@@ -207,10 +210,24 @@ def yield_gap(
     return out
 
 
-def dead_end_gap(table: JunctionTable, g: R.LaneGraph, lane: I32, s: F32, length: F32) -> F32:
-    """Bumper gap [m] to where a tapered lane that ends gets too narrow (inf elsewhere)."""
-    gap = table.dead_end_s.take(lane) - s - 0.5 * length - STOP_MARGIN_M
-    out: F32 = np.where(table.dead_end.take(lane), gap, np.inf).astype(np.float32, copy=False)
+def dead_end_gap(
+    table: JunctionTable,
+    g: R.LaneGraph,
+    lane: I32,
+    s: F32,
+    length: F32,
+    choice: I32 | None = None,
+) -> F32:
+    """Bumper gap [m] to where a tapered lane that ends gets too narrow, on the lane itself or
+    on the successor ``choice`` takes (inf elsewhere)."""
+    ahead = table.dead_end_s.take(lane) - s
+    if choice is not None:
+        nsucc = g.num_successors.take(lane)
+        succ = np.maximum(g.successors[lane, choice % np.maximum(nsucc, 1)], 0)
+        nxt = g.lane_length.take(lane) - s + table.dead_end_s.take(succ)
+        ahead = np.where(table.dead_end.take(lane) | (nsucc == 0), ahead, nxt)
+    gap = ahead - 0.5 * length - STOP_MARGIN_M
+    out: F32 = np.where(np.isfinite(gap), gap, np.inf).astype(np.float32, copy=False)
     return out
 
 

@@ -16,8 +16,9 @@ vehicles, placed in lane coordinates ``(lane, s, d)``:
   (+ left) until the far edge of the drivable area plus ``KERB_CLEARANCE_M``, where they stop.
 
 Interaction: a pedestrian whose body overlaps a driving lane (``|d| <= w / 2 + width / 2 +
-LANE_CLEARANCE_M``) is listed in the neighbour search as a standing obstacle on that lane, so
-traffic (and the rule-based ego) brakes for it with IDM; off the lane it is not listed. A
+LANE_CLEARANCE_M``), or who walks towards it and will overlap it within ``CROSS_PREVIEW_S``, is
+listed in the neighbour search as a standing obstacle on that lane, so traffic (and the
+rule-based ego) brakes for it with IDM; otherwise it is not listed. A
 collision with a pedestrian is its own event type (``collisions_pedestrian``, weighted by the
 Leaderboard scores).
 """
@@ -41,6 +42,7 @@ PEDESTRIAN_WIDTH_M = 0.6  # [m] shoulder width
 WALK_SPEED_MPS = 1.4  # [m/s] default walking speed (Knoblauch et al. 1996: 1.25-1.5 m/s)
 KERB_CLEARANCE_M = 1.5  # [m] a crosser stops this far beyond the drivable edge (on the kerb)
 LANE_CLEARANCE_M = 0.3  # [m] a pedestrian this close to a lane's edge blocks that lane
+CROSS_PREVIEW_S = 3.0  # [s] a crosser this close (in time) to stepping into a lane blocks it
 
 
 def fire_crossings(
@@ -96,12 +98,25 @@ def walk(
     return d_new.astype(np.float32, copy=False), v_new.astype(np.float32, copy=False)
 
 
-def in_lane(g: R.LaneGraph, lane: I32, s: F32, d: F32, width: F32, is_ped: BoolArr) -> BoolArr:
-    """(B, N) pedestrians whose body overlaps their driving lane (they block it)."""
+def in_lane(
+    g: R.LaneGraph,
+    lane: I32,
+    s: F32,
+    d: F32,
+    width: F32,
+    is_ped: BoolArr,
+    walk_d_speed: F32 | None = None,
+) -> BoolArr:
+    """(B, N) pedestrians whose body overlaps their lane, or who walk towards it and will
+    within ``CROSS_PREVIEW_S`` (they block it: drivers brake for a pedestrian stepping out)."""
     if not np.count_nonzero(is_ped):
         return is_ped
     half = 0.5 * R.interp(g, g.width, lane, s)
-    out: BoolArr = is_ped & (np.abs(d) <= half + 0.5 * width + LANE_CLEARANCE_M)
+    room = np.abs(d) - (half + 0.5 * width + LANE_CLEARANCE_M)
+    if walk_d_speed is not None:
+        toward = walk_d_speed * d < 0
+        room = np.where(toward, room - np.abs(walk_d_speed) * CROSS_PREVIEW_S, room)
+    out: BoolArr = is_ped & (room <= 0)
     return out
 
 
@@ -156,5 +171,6 @@ def listed(st: WorldState, g: R.LaneGraph) -> BoolArr:
     ped = st.actor_type == ActorType.PEDESTRIAN
     if not np.count_nonzero(ped):
         return st.valid
-    out: BoolArr = st.valid & ~(ped & ~in_lane(g, st.lane, st.s, st.d, st.width, ped))
+    near = in_lane(g, st.lane, st.s, st.d, st.width, ped, st.walk_d_speed)
+    out: BoolArr = st.valid & ~(ped & ~near)
     return out

@@ -139,7 +139,7 @@ def rule_accel(
         )
         gap = np.minimum(gap, yg)
     if np.count_nonzero(rules.junctions.dead_end):
-        gap = np.minimum(gap, dead_end_gap(rules.junctions, g, lane, s, length))
+        gap = np.minimum(gap, dead_end_gap(rules.junctions, g, lane, s, length, choice))
     gap = np.where(valid, gap, np.inf)
     if not np.count_nonzero(np.isfinite(gap)):
         return acc
