@@ -615,6 +615,9 @@ class SourceResult:
     vehicles: int
     snapshots: int
     validity: dict[str, float] = field(default_factory=dict)
+    # Matched comparison only: the three C2STs again with leave-one-recording-out folds
+    # (keys vehicle_local, vehicle, snapshot); empty otherwise.
+    c2st_by_recording: dict[str, float] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, float]:
         """Every lower-is-better metric by name (the table's rows)."""
@@ -622,6 +625,8 @@ class SourceResult:
         out["c2st_vehicle_local"] = self.c2st_vehicle_local
         out["c2st_vehicle"] = self.c2st_vehicle
         out["c2st_snapshot"] = self.c2st_snapshot
+        for k, v in self.c2st_by_recording.items():
+            out[f"c2st_{k}_loro"] = v
         if self.rollout_speed_change_w1 is not None:
             out["w1_speed_change_10s"] = self.rollout_speed_change_w1
         if self.lane_change_rate_diff is not None:
@@ -711,7 +716,13 @@ class RealismReport:
                 "C2ST accuracy of learned (target < 0.65): "
                 f"{src['learned'].c2st_vehicle_local:.3f} per vehicle (own state), "
                 f"{src['learned'].c2st_vehicle:.3f} per vehicle in its snapshot, "
-                f"{src['learned'].c2st_snapshot:.3f} per snapshot",
+                f"{src['learned'].c2st_snapshot:.3f} per snapshot"
+                + (
+                    "; leave one recording out: "
+                    + ", ".join(f"{v:.3f}" for v in src["learned"].c2st_by_recording.values())
+                    if src["learned"].c2st_by_recording
+                    else ""
+                ),
             ]
         return lines
 
@@ -727,9 +738,10 @@ class RealismReport:
         ]
         if self.matched:
             lines += [
-                "Matched (each generated scene: its held-out snapshot's density and camera "
-                "window; train_data: the training snapshots nearest in density, cropped to that "
-                "window):",
+                "Matched (each generated scene: its held-out snapshot's density, per-lane "
+                "densities and camera window; train_data: the training snapshots nearest in "
+                "per-lane density, cropped to that window; *_loro: C2ST with one fold per "
+                "held-out recording):",
                 "",
                 *self._table(self.matched),
                 "",
@@ -956,7 +968,7 @@ class _RealRef:
         )
 
 
-MIN_RECORDINGS_FOR_RECORDING_FOLDS = 3  # fewer held-out recordings: 5 folds of 2-s blocks
+MIN_RECORDINGS_FOR_RECORDING_FOLDS = 3  # leave-one-recording-out needs 3 or more
 
 
 def _compare(
@@ -964,35 +976,36 @@ def _compare(
 ) -> SourceResult:
     """W1 and the three C2STs of ``other`` against the held-out snapshots.
 
-    Unmatched: 5 folds, real rows grouped by 2-s block, ``other``'s by its own groups.
-    Matched (``other.group`` = the held-out snapshot each scene was made for): one fold per
-    held-out recording, every fake row in the fold of its target's recording (leave one
-    recording out), when there are at least 3 held-out recordings.
+    Always: 5 folds, real rows grouped by 2-s block, ``other``'s rows by their own groups
+    (scene, or the target snapshot when matched). Matched (``other.group`` = the held-out
+    snapshot each scene was made for) with at least 3 held-out recordings, also: one fold per
+    held-out recording, every fake row in the fold of its target's recording
+    (leave one recording out, ``c2st_by_recording``).
     """
     feat = feature_samples(other)
     w1 = {k: wasserstein1(feat[k], ref.feat[k]) for k in FEATURES_W1}
     ov = vehicle_vectors(other)
     sv = snapshot_vectors(other)
+    fg_v = other.group[other.snapshot]
+
+    def c2st(real: F64, fake: F64, rg: I64, fg: I64, **kw: Any) -> float:
+        return c2st_accuracy(real, fake, seed, rg, epochs=epochs, fake_groups=fg, **kw)
+
+    cl = c2st(ref.vv[:, :7], ov[:, :7], ref.group_v, fg_v)
+    cv = c2st(ref.vv, ov, ref.group_v, fg_v)
+    cs = c2st(ref.sv, sv, ref.real.group, other.group)
+    loro: dict[str, float] = {}
     rec = ref.real.group // 100_000
     n_rec = int(np.unique(rec).size)
-    paired = matched and n_rec >= MIN_RECORDINGS_FOR_RECORDING_FOLDS
-    if paired:
+    if matched and n_rec >= MIN_RECORDINGS_FOR_RECORDING_FOLDS:
         og = rec[other.group]
-        folds = n_rec
-        rg_v, rg_s, fg_v, fg_s = rec[ref.real.snapshot], rec, og[other.snapshot], og
-    else:
-        folds = 5
-        rg_v, rg_s = ref.group_v, ref.real.group
-        fg_v, fg_s = other.group[other.snapshot], other.group
-
-    def c2st(real: F64, fake: F64, rg: I64, fg: I64) -> float:
-        return c2st_accuracy(
-            real, fake, seed, rg, folds=folds, epochs=epochs, fake_groups=fg, paired=paired
-        )
-
-    cl = c2st(ref.vv[:, :7], ov[:, :7], rg_v, fg_v)
-    cv = c2st(ref.vv, ov, rg_v, fg_v)
-    cs = c2st(ref.sv, sv, rg_s, fg_s)
+        kw = {"folds": n_rec, "paired": True}
+        rv = rec[ref.real.snapshot]
+        loro = {
+            "vehicle_local": c2st(ref.vv[:, :7], ov[:, :7], rv, og[other.snapshot], **kw),
+            "vehicle": c2st(ref.vv, ov, rv, og[other.snapshot], **kw),
+            "snapshot": c2st(ref.sv, sv, rec, og, **kw),
+        }
     return SourceResult(
         w1=w1,
         c2st_vehicle_local=cl,
@@ -1003,6 +1016,7 @@ def _compare(
         lane_change_rate_diff=None,
         vehicles=int(other.speed.shape[0]),
         snapshots=other.n_snapshots,
+        c2st_by_recording=loro,
     )
 
 

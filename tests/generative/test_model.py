@@ -220,6 +220,67 @@ def test_difficulty_shortens_headways_at_the_same_density(sampler: LearnedTraffi
     assert abs(hard_v.n - easy_v.n) < 0.1 * easy_v.n  # the asked density holds
 
 
+def test_per_lane_density_conditions_lane_use_and_speed(sampler: LearnedTrafficSampler) -> None:
+    """Asked per-lane densities show in the lane counts, and a denser lane drives slower."""
+    ctx = road_context(RoadSpec(num_lanes=3, length=1200.0))
+    n = 30
+    ratio = np.tile([1.8, 0.8, 0.4], (n, 1))
+    veh, _ = sampler.sample_vehicles(
+        ctx, np.random.default_rng(0), np.full(n, 35.0), np.full(n, 0.5), lane_ratio=ratio
+    )
+    counts = np.bincount(veh.lane, minlength=3)
+    assert counts[0] > 1.3 * counts[1] > 1.3 * 1.3 * counts[2], counts
+    speed = [np.median(veh.speed[veh.lane == k]) for k in range(3)]
+    assert speed[0] < speed[2], speed
+    # Without a ratio the sampler draws one per scene from the training recordings: mean 1.
+    drawn = sampler.draw_lane_ratios(np.full(50, 45.0), 4, np.random.default_rng(1))
+    assert drawn.shape == (50, 4) and np.allclose(drawn.mean(1), 1.0)
+    assert drawn.std() > 0.05  # lanes differ
+    assert np.all(sampler.draw_lane_ratios(np.full(3, 45.0), 1, np.random.default_rng(1)) == 1)
+    with pytest.raises(SamplerError, match=r"lane_ratio: expected \(30, 3\)"):
+        sampler.sample_vehicles(
+            ctx,
+            np.random.default_rng(0),
+            np.full(n, 35.0),
+            np.full(n, 0.5),
+            lane_ratio=ratio[:, :2],
+        )
+
+
+def test_rule_based_follows_the_per_lane_densities() -> None:
+    ctx = road_context(RoadSpec(num_lanes=2, length=2000.0))
+    n = 10
+    veh, _ = RuleBasedTrafficSampler().sample_vehicles(
+        ctx,
+        np.random.default_rng(0),
+        np.full(n, 30.0),
+        np.zeros(n),
+        lane_ratio=np.tile([1.5, 0.5], (n, 1)),
+    )
+    per_km = np.bincount(veh.lane, minlength=2) / (n * 2.0)
+    assert per_km == pytest.approx([45.0, 15.0], rel=0.1)
+
+
+def test_lane_change_threshold_rises_with_density(sampler: LearnedTrafficSampler) -> None:
+    """Denser traffic changes lanes less (the calibration's Poisson fit): higher threshold."""
+    thr = sampler.threshold_at(np.array([20.0, 35.0, 50.0, 80.0]))
+    assert np.all(np.diff(thr) >= 0) and thr[-1] > thr[0]
+    light = _vehicles(sampler, 25.0, 0.5)
+    dense = _vehicles(sampler, 55.0, 0.5)
+    assert np.median(dense.lc_threshold) > np.median(light.lc_threshold)
+
+
+def test_poisson_fit_recovers_a_known_rate() -> None:
+    from generative.model.train import fit_lane_change_rate
+
+    rng = np.random.default_rng(0)
+    dens = rng.uniform(20.0, 60.0, 400)
+    expo = rng.uniform(10.0, 50.0, 400)
+    events = rng.poisson(expo * np.exp(-0.5 - 0.04 * dens)).astype(np.float64)
+    a, b = fit_lane_change_rate(events, expo, dens)
+    assert a == pytest.approx(-0.5, abs=0.15) and b == pytest.approx(-0.04, abs=0.005)
+
+
 def test_validity_repairs_and_rejects_and_counts() -> None:
     f = np.array
     v = Vehicles(
