@@ -49,6 +49,7 @@ from numpy.typing import NDArray
 
 from sim import road as R
 
+SHORT_SECTION_M = 2.0  # [m] route sections shorter than this are crossed within one step
 LANE_CHANGE_COST_M = 10.0  # [m] cost of a lane change: >= a lane width, so A* stays admissible
 SNAP_MAX_M = 3.0  # [m] a waypoint farther than ~one lane width from every lane is off the map
 # [m] the waypoint's yaw picks among lanes this much farther than the nearest (overlapping
@@ -317,7 +318,10 @@ def section_chain(
     """The world's route chain (:class:`sim.state.Route`) of a lane sequence.
 
     Consecutive lanes of one section (a lane change) are one chain entry, holding the lane the
-    route leaves the section on.
+    route leaves the section on. Sections shorter than ``SHORT_SECTION_M`` inside the route
+    (CARLA towns have hundreds of 5-100 cm ones) get no entry of their own: the ego crosses
+    them within a step, and the world advances one entry per step; their length counts in the
+    next entry's start.
 
     Returns:
         (section per entry, cumulative length [m] at each entry's start, R + 1 values with
@@ -325,27 +329,37 @@ def section_chain(
     """
     secs: list[int] = []
     entry_lane: list[int] = []
-    for ln in lanes:
+    cum = [-s_ref0]
+    pending = 0.0
+    for k, ln in enumerate(lanes):
         sec = int(g.section[ln])
+        length = float(g.section_length[sec])
         if secs and secs[-1] == sec:
             entry_lane[-1] = int(ln)
+        elif secs and k < len(lanes) - 1 and length < SHORT_SECTION_M:
+            pending += length
         else:
+            if secs:
+                cum.append(cum[-1] + float(g.section_length[secs[-1]]) + pending)
+                pending = 0.0
             secs.append(sec)
             entry_lane.append(int(ln))
-    cum = [-s_ref0]
-    for sec in secs:
-        cum.append(cum[-1] + float(g.section_length[sec]))
+    cum.append(cum[-1] + float(g.section_length[secs[-1]]) + pending)
     return secs, cum, entry_lane
 
 
 def successor_slot(
     g: R.LaneGraph, lane: NDArray[np.int32], nxt: NDArray[np.int32]
 ) -> NDArray[np.int32]:
-    """(B,) the slot of ``nxt`` among ``lane``'s successors (the ``route_choice`` that takes it
-    at the next fork); 0 where it is not a successor (-1 ``nxt``: none wanted)."""
-    hit = g.successors.take(lane, axis=0) == nxt[:, None]
-    out: NDArray[np.int32] = np.where(hit.any(1), hit.argmax(1), 0).astype(np.int32)
-    return out
+    """(B,) the slot of ``nxt`` among ``lane``'s successors, or of the successor that leads to
+    it (``nxt`` two lanes on, past a short section): the ``route_choice`` that takes it at the
+    next fork; 0 where neither (-1 ``nxt``: none wanted)."""
+    succ = g.successors.take(lane, axis=0)  # (B, 4)
+    hit = succ == nxt[:, None]
+    two = (g.successors.take(np.maximum(succ, 0), axis=0) == nxt[:, None, None]).any(2)
+    two &= succ >= 0
+    out = np.where(hit.any(1), hit.argmax(1), np.where(two.any(1), two.argmax(1), 0))
+    return out.astype(np.int32)
 
 
 @lru_cache(maxsize=256)

@@ -115,3 +115,60 @@ def test_bad_route_file_is_named(tmp_path: Path) -> None:
     p.write_text("<routes><route")
     with pytest.raises(RT.RouteError, match=r"r\.xml: cannot read"):
         RT.read_leaderboard_routes(p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Routes in the world state and Leaderboard specs
+# ---------------------------------------------------------------------------------------------
+
+
+def test_section_chain_joins_lane_changes_and_skips_short_sections() -> None:
+    from sim.scenario import RoadSpec, build_road
+
+    g = build_road(RoadSpec(kind="intersection", num_lanes=1))
+    start, goal = g.lane_index(0, 1, 80.0), g.lane_index(1, -1, 50.0)
+    route = RT.plan(g, start, goal)
+    assert route is not None
+    lanes = RT.route_lanes([route])
+    assert lanes == list(route.lanes)
+    secs, cum, chain = RT.section_chain(g, lanes, 5.0)
+    assert len(secs) == len(cum) - 1 == len(chain) == 3  # arm 0, the right turn, arm 1
+    assert cum[0] == -5.0
+    np.testing.assert_allclose(np.diff(cum), g.section_length[secs], rtol=1e-6)
+    # the turn is the successor slot that reaches arm 1
+    slot = RT.successor_slot(g, np.array([chain[0]], np.int32), np.array([chain[1]], np.int32))
+    assert g.successors[chain[0], slot[0]] == chain[1]
+    # two lanes on (past a short section) picks the branch leading there
+    slot2 = RT.successor_slot(g, np.array([chain[0]], np.int32), np.array([chain[2]], np.int32))
+    assert g.successors[chain[0], slot2[0]] == chain[1]
+
+
+@needs_data
+def test_a_short_section_gets_no_chain_entry_but_keeps_its_length() -> None:
+    g = _town("Town03")
+    short = int(np.nonzero((g.lane_length < 0.5) & (g.lane_type == 0))[0][0])
+    before, after = int(g.predecessors[short, 0]), int(g.successors[short, 0])
+    _, cum, chain = RT.section_chain(g, [before, short, after], 0.0)
+    assert chain == [before, after]
+    total = float(g.section_length[g.section[before]] + g.section_length[g.section[short]])
+    assert cum[1] == pytest.approx(total)
+
+
+@needs_data
+def test_leaderboard_route_becomes_a_spec_that_checks_on_its_town() -> None:
+    from sim.scenario import ScenarioSpec, TrafficSpec, build_road, check_on_road
+
+    base = ScenarioSpec(traffic=TrafficSpec(count=10, radius=100.0), time_limit_s=30.0)
+    spec = RT.leaderboard_spec(ROUTES / "routes_devtest.xml", "0", base, CARLA)
+    assert spec.road.kind == "file" and spec.road.path.endswith("Town01.xodr")
+    assert len(spec.ego.waypoints) >= 2 and spec.traffic == base.traffic
+    assert spec.time_limit_s > 30.0  # long enough for the route
+    g = build_road(spec.road)
+    check_on_road(spec, g)
+    # the ego starts where the route's first waypoint snaps, in OpenDRIVE coordinates
+    lane, s = g.lane_index(spec.ego.road, spec.ego.lane, spec.ego.s)
+    x, y, _ = R.lane_pose(g, np.array([lane]), np.array([s], np.float32), np.zeros(1, np.float32))
+    wp = RT.read_leaderboard_routes(ROUTES / "routes_devtest.xml")[0].waypoints[0]
+    assert np.hypot(x[0] - wp[0], y[0] + wp[1]) < 1.0
+    with pytest.raises(RT.RouteError, match="no route id '99'"):
+        RT.leaderboard_spec(ROUTES / "routes_devtest.xml", "99", base, CARLA)
