@@ -197,7 +197,7 @@ def _nearby(state: WorldState, k: int) -> F32:
     def g(a: F32) -> F32:
         return a.take(pick)
 
-    valid = np.isfinite(g(dist2))
+    valid = ok.take(pick)  # == isfinite of the picked distances: finite exactly where ok
     yaw0, v0 = state.yaw[:, :1], state.speed[:, :1]
     c, sn = np.cos(yaw0), np.sin(yaw0)
     yaw_k, v_k = g(state.yaw), g(state.speed)
