@@ -55,7 +55,10 @@ when::
     (a~_ego - a_ego) + p [(a~_n - a_n) + (a~_o - a_o)] > threshold
 
 (new follower ``n``, old follower ``o``, ``~`` after the change; ``p = 0`` is the selfish rule).
-The better side wins. The change ends when the ego is matched to the target lane within
+The better side wins. With a planned route (``Route.lanes``), a change towards the lane the
+route leaves the current section on gets ``ROUTE_LANE_BONUS`` added to its incentive and a
+change away from it the same subtracted, so the ego makes the route's lane changes when they are
+safe. The change ends when the ego is matched to the target lane within
 ``lc_done_offset`` of its centre. The driver's only state is this lane-change bookkeeping (target
 lane, side, time of the last change), one entry per environment; :meth:`RuleBasedDriver.reset`
 clears it for environments that were reset.
@@ -86,6 +89,9 @@ from sim.traffic import (
 from sim.traffic_rules import ego_rule_accel, rules_of
 
 F32 = NDArray[np.float32]
+# Lanes crossed by a preview: towns have runs of lane sections a few cm long (Town03, Town05)
+PREVIEW_HOPS = 8
+ROUTE_LANE_BONUS = 10.0  # [m/s^2] MOBIL incentive towards the planned route's lane (> any gain)
 I32 = NDArray[np.int32]
 I64 = NDArray[np.int64]
 BoolArr = NDArray[np.bool_]
@@ -332,6 +338,13 @@ class RuleBasedDriver:
         )
         gain_o = np.where(has_o, a_o_new - a_o, 0.0)
 
+        # A planned route (sim.routes) names the lane to leave each section on: changes towards
+        # it get a bonus that outweighs any speed gain, changes away from it the same penalty.
+        want = np.full(lane.shape, -1, np.int32)
+        if st.route.lanes is not None:
+            rows = np.arange(lane.size)
+            want = st.route.lanes[rows, np.minimum(st.route.index, st.route.lanes.shape[1] - 1)]
+            want = np.where(g.section[np.maximum(want, 0)] == g.section[lane], want, -1)
         best = np.full(lane.shape, -np.inf, np.float32)
         best_lane = np.full(lane.shape, -1, np.int32)
         best_dir = np.zeros(lane.shape, np.int8)
@@ -365,6 +378,9 @@ class RuleBasedDriver:
             # brakes that hard a worse gap would look no worse in the incentive.
             safe &= (a_new >= -p.b_safe) & (~has_n | (a_n_new >= -p.b_safe))
             gain = (a_new - a_cur) + p.politeness * (np.where(has_n, a_n_new - a_n, 0.0) + gain_o)
+            toward = (want >= 0) & ((tgt_c == want) | (side[tgt_c] == want))
+            away = (want >= 0) & (lane == want)
+            gain = gain + np.where(toward, ROUTE_LANE_BONUS, np.where(away, -ROUTE_LANE_BONUS, 0.0))
             take = safe & (gain > p.lc_threshold) & (gain > best)
             best = np.where(take, gain, best).astype(np.float32)
             best_lane = np.where(take, tgt_c, best_lane).astype(np.int32)
@@ -383,7 +399,7 @@ class RuleBasedDriver:
         ss = (s[:, None] + horizon[:, None] * frac[None, :]).astype(np.float32)
         ll = np.broadcast_to(lane[:, None], ss.shape).astype(np.int32)
         choice = np.broadcast_to(st.route_choice[:, :1], ss.shape).astype(np.int32)
-        la, sa, _ = R.advance(g, ll, ss, choice)
+        la, sa, _ = R.advance(g, ll, ss, choice, max_hops=PREVIEW_HOPS)
         sa = np.minimum(sa, g.lane_length[la]).astype(np.float32)
         kappa: F32 = np.abs(R.interp(g, g.curvature, la, sa)).max(axis=1)
         v_curve: F32 = np.sqrt(p.max_lateral_accel / np.maximum(kappa, MIN_CURVATURE))
@@ -404,7 +420,7 @@ class RuleBasedDriver:
         half = 0.5 * vp.wheelbase
         # Goal ``ld`` ahead of the rear axle, which sits ``half`` behind the box centre.
         s_goal = (s_t - half + ld).astype(np.float32)
-        lg, sg, _ = R.advance(g, lane_t, s_goal, st.route_choice[:, 0])
+        lg, sg, _ = R.advance(g, lane_t, s_goal, st.route_choice[:, 0], max_hops=PREVIEW_HOPS)
         over = np.maximum(sg - g.lane_length[lg], 0.0)  # past a dead end: extend straight on
         sg = np.minimum(sg, g.lane_length[lg]).astype(np.float32)
         gx, gy, gh = R.lane_pose(g, lg, sg, np.zeros_like(sg))
