@@ -4,7 +4,8 @@ Hand-written rules, no data: per lane, vehicles front to back (the same placemen
 learned model, :mod:`generative.model.placement`) with
 
 - bumper gaps uniform in ``[GAP_MIN_M, 2 g_mean - GAP_MIN_M]``, ``g_mean = 1000 / density -
-  CAR_LENGTH_M`` (so the mean spacing gives the asked density);
+  CAR_LENGTH_M`` (so the mean spacing gives the asked density; per lane, ``density *
+  lane_ratio`` when the caller gives per-lane densities);
 - speeds uniform in ``SPEED_FRAC`` of the limit (the simulator's own random traffic,
   :class:`sim.scenario.TrafficSpec`, uses the same "around the limit" rule), the interval
   shifted up by ``DIFFICULTY_SPEED_FRAC * difficulty``: at a given density, faster traffic is

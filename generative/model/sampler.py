@@ -4,15 +4,22 @@ Sampling a scene (:meth:`LearnedTrafficSampler.sample_vehicles`):
 
 1. **Placement** (:mod:`generative.model.placement`): lanes left to right, vehicles front to
    back; each vehicle's (gap to the previous vehicle, speed / limit, length, width) is one draw
-   of the placement head given the scene's density and difficulty, the lane's position, the
-   previous vehicle and the left lane's mean speed.
+   of the placement head given the scene's density, the lane's own density, the difficulty,
+   the lane's position, the previous vehicle and the left lane's mean speed. Per-lane
+   densities are ``density * lane_ratio``: given by the caller (``lane_ratio``, e.g. what
+   per-lane detectors report) or drawn per scene from the training recordings' lane use
+   (:meth:`LearnedTrafficSampler.draw_lane_ratios`; in dense US-101 traffic the leftmost lane
+   holds up to twice its share).
 2. **Behaviour**: the behaviour head draws each vehicle's IDM parameters (v0 / limit, T, s0, a,
    b) given its sampled speed, gap, the density and difficulty. MOBIL parameters cannot be
    fitted per vehicle (NGSIM US-101 has 62 lane changes): politeness follows a fixed rule in
    the difficulty (:data:`POLITENESS`), and the lane-change threshold is *calibrated* at
-   training time (:func:`generative.model.train.calibrate_lane_changes`): the value at which
-   sampled scenes played 10 s in the simulator change lanes as often as the training
-   recordings do, scaled by :data:`LC_THRESHOLD_SCALE` from difficulty 0 to 1.
+   training time per density (:func:`generative.model.train.calibrate_lane_changes`): at
+   each of 5 densities, the value at which sampled scenes played 10 s in the simulator change
+   lanes as often as a Poisson fit of the training recordings' rate on density predicts
+   (denser traffic changes lanes less), interpolated in density
+   (:meth:`LearnedTrafficSampler.threshold_at`) and scaled by :data:`LC_THRESHOLD_SCALE` from
+   difficulty 0 to 1.
 3. **Validity** (:mod:`generative.model.validity`): repair or reject; counts accumulate in
    :attr:`LearnedTrafficSampler.stats`.
 

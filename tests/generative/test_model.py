@@ -197,7 +197,8 @@ def _headways(v: Vehicles) -> np.ndarray:
     same = (ln[1:] == ln[:-1]) & (sc[1:] == sc[:-1])
     gap = s[1:] - s[:-1] - 0.5 * (L[1:] + L[:-1])
     ok = same & (sp[:-1] > 1.0)
-    return gap[ok] / sp[:-1][ok]
+    out: np.ndarray = gap[ok] / sp[:-1][ok]
+    return out
 
 
 def test_light_traffic_flows_faster(sampler: LearnedTrafficSampler) -> None:
