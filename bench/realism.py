@@ -5,9 +5,11 @@
     python bench/realism.py --data <tracks.csv>  # another file in the us101_tracks.csv format
     python bench/realism.py --split validation   # model selection: leaves the test split unseen
 
-Prints the markdown table (metrics x sources: learned, rule_based, train_data), then one JSON
-line per source: every metric (lower is better; C2ST accuracies: 0.5 is best), its lane-change
-rate and the sampler's repaired/rejected rates. Same seed, same numbers (one CPU thread).
+Prints the markdown tables (metrics x sources: learned, rule_based, train_data), the matched
+comparison first, then the unmatched one (docs/generative_model.md, "Realism"), then one JSON
+line per source and comparison: every metric (lower is better; C2ST accuracies: 0.5 is best),
+its lane-change rate and the sampler's repaired/rejected rates. Same seed, same numbers (one
+CPU thread). ``--no-matched``: the unmatched comparison only.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scenes-per-snapshot", type=int, default=4)
     ap.add_argument("--rollout-scenes", type=int, default=48)
     ap.add_argument("--c2st-epochs", type=int, default=300)
+    ap.add_argument(
+        "--no-matched", action="store_true", help="only the unmatched comparison (half the time)"
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     report = evaluate_realism(
@@ -42,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         rollout_scenes=args.rollout_scenes,
         c2st_epochs=args.c2st_epochs,
         split=args.split,
+        matched=not args.no_matched,
         progress=lambda m: print(f"[realism] {m}", file=sys.stderr),
     )
     print(report.to_markdown())

@@ -19,8 +19,9 @@ Background traffic comes from ``background=learned`` (default: the learned traff
 ``background=rule_based`` (the realism baseline). ``summary.json`` records which, and the
 sampler's repair/reject rates.
 
-``gendrive generate evaluate=true data=<tracks.csv>`` prints the realism table of the learned
-traffic model against recordings in the ``us101_tracks.csv`` format, through
+``gendrive generate evaluate=true data=<tracks.csv>`` prints the realism tables (matched and
+unmatched; ``realism.matched=false``: unmatched only) of the learned traffic model against
+recordings in the ``us101_tracks.csv`` format, through
 ``generative.realism.evaluate_realism`` (docs/generative_model.md).
 """
 
@@ -167,6 +168,7 @@ def evaluate_recordings(cfg: GenerateConfig, log: TextIO = sys.stdout) -> str:
         scenes_per_snapshot=r.scenes_per_snapshot,
         rollout_scenes=r.rollout_scenes,
         c2st_epochs=r.c2st_epochs,
+        matched=r.matched,
     )
     text = str(report.to_markdown())
     print(text, file=log)

@@ -143,7 +143,12 @@ def test_evaluate_says_realism_is_not_installed_or_calls_it(
 
     def fake(path: str, *, seed: int = 0, **sizes: int) -> Report:
         calls.append((path, seed))
-        assert sizes == {"scenes_per_snapshot": 4, "rollout_scenes": 48, "c2st_epochs": 300}
+        assert sizes == {
+            "scenes_per_snapshot": 4,
+            "rollout_scenes": 48,
+            "c2st_epochs": 300,
+            "matched": True,
+        }
         return Report()
 
     monkeypatch.setitem(
