@@ -389,6 +389,7 @@ def matched_recorded_set(
     window: F64,
     per_snapshot: int,
     rng: np.random.Generator,
+    target_recording: I64 | None = None,
 ) -> SnapshotSet:
     """Recorded snapshots matched to target snapshots: the density-matched floor.
 
@@ -396,7 +397,9 @@ def matched_recorded_set(
     ``window[j]``), the ``per_snapshot`` snapshots among ``candidates`` nearest in per-lane
     density ``density * ratio`` (Euclidean over the lanes), each cropped
     to a window of length ``window[j]`` at a uniform position inside its observed road. The
-    result's ``group`` is the target snapshot j of each snapshot (the matched C2ST folds by it).
+    result's ``group`` is the target snapshot j of each snapshot (the matched C2ST folds by
+    it), except that a recorded 2-s block picked for several targets gets one representative
+    target (:func:`_representative_targets`), so that no recorded moment sits in two folds.
 
     Args:
         snap: Recorded snapshots.
@@ -405,7 +408,10 @@ def matched_recorded_set(
         ratio: Targets' per-lane ratios (:func:`lane_ratios`), ``(J, L)``.
         per_snapshot: Recorded snapshots per target.
         rng: Crop positions.
+        target_recording: Recording of each target ``(J,)`` (None: each target its own).
     """
+    if target_recording is None:
+        target_recording = np.arange(density.shape[0], dtype=np.int64)
     on = snap.lane >= 0
     n_all = int(snap.snapshot_recording.shape[0])
     c_ratio = lane_ratios(
@@ -425,7 +431,33 @@ def matched_recorded_set(
     start = s_lo[pick] + rng.uniform(0.0, 1.0, pick.size) * room
     veh = recorded_scenes(snap, pick, start, MARGIN_M)
     out = from_vehicles(veh, win, MARGIN_M)
-    return dataclasses.replace(out, group=out.group // per_snapshot)
+    target = np.repeat(np.arange(density.shape[0]), per_snapshot)
+    rep = _representative_targets(snap, pick, target, target_recording)
+    return dataclasses.replace(out, group=rep[out.group])
+
+
+def _representative_targets(snap: Snapshots, pick: I64, target: I64, target_rec: I64) -> I64:
+    """One target per recorded 2-s block: a block picked for several targets counts as one.
+
+    The same recorded moment must not sit on both sides of a C2ST fold (the classifier would
+    recognise it): every use of a block gets the same representative target, the first target
+    of the held-out recording that uses the block most, so recording folds stay paired.
+    """
+    blk = snap.snapshot_recording[pick].astype(np.int64) * 100_000 + (
+        snap.snapshot_time_step[pick].astype(np.int64) // 20
+    )
+    ub, inv = np.unique(blk, return_inverse=True)
+    recs = np.unique(target_rec)
+    ri = np.searchsorted(recs, target_rec[target])
+    votes = np.zeros((ub.size, recs.size), np.int64)
+    np.add.at(votes, (inv, ri), 1)
+    best = votes.argmax(1)  # (blocks,) recording index used most
+    rep = np.empty(ub.size, np.int64)
+    for b in range(ub.size):
+        uses = np.flatnonzero((inv == b) & (ri == best[b]))
+        rep[b] = target[uses[0]]
+    out: I64 = rep[inv]
+    return out
 
 
 def feature_samples(s: SnapshotSet) -> dict[str, F64]:
@@ -916,6 +948,7 @@ def evaluate_realism(
                     real_win,
                     scenes_per_snapshot,
                     np.random.default_rng([seed, len(samplers)]),
+                    target_recording=real.group // 100_000,
                 )
                 res_m = _compare(real_ref, mset, seed, c2st_epochs, matched=True)
                 results_m["train_data"] = _with_rollout(res_m, tr, real_roll) if has_roll else res_m

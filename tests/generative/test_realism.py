@@ -119,6 +119,20 @@ def test_matched_floor_takes_the_nearest_snapshots_cropped_to_the_window() -> No
         assert np.all(g < w)
     n_full = np.count_nonzero(on & np.isin(snap.snapshot, tgt))
     assert out.speed.size < n_full
+    # One recorded moment picked for three targets (recordings 0, 1, 1) is one fold group: the
+    # first target of the recording that uses it most.
+    same = cand[[3, 3, 3]]
+    out = matched_recorded_set(
+        snap,
+        cand,
+        dens[same],
+        ratio[same],
+        np.full(3, 60.0),
+        1,
+        np.random.default_rng(0),
+        target_recording=np.array([0, 1, 1]),
+    )
+    assert set(out.group.tolist()) == {1}
 
 
 def test_generated_windows_get_in_window_leaders_only() -> None:
