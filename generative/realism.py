@@ -55,7 +55,12 @@ Metrics per source.
   drawn by group so that near-duplicate rows never sit on both sides of a fold: real (and
   recorded ``train_data``) snapshots by 2-s block of their recording, generated rows by scene.
   Classifier: 2 hidden layers of 32 ReLU units, full-batch Adam (lr 1e-2, weight decay 1e-4),
-  standardised inputs, 5-fold cross-validation, accuracy on the held-out folds.
+  standardised inputs, 5-fold cross-validation, accuracy on the held-out folds. The matched
+  comparison adds the same three C2STs with leave-one-recording-out folds (``*_loro``: one
+  fold per held-out recording, each fake row in the fold of the recording it was made for;
+  with 3 or more held-out recordings): a rule that must hold on an unseen recording's context,
+  not a memory of the three recordings. For the matched ``train_data``, a recorded 2-s block
+  picked for several held-out snapshots is one group (:func:`matched_recorded_set`).
 - Rollout: generated scenes (1 km of traffic) are played 10 s in the embedded simulator
   (:func:`sim.world.reset` / :func:`sim.world.step`, IDM + MOBIL); vehicles that start 300-700 m
   along the road (away from the free road at the front) give the 10-s speed change
