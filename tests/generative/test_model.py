@@ -209,6 +209,14 @@ def test_light_traffic_flows_faster(sampler: LearnedTrafficSampler) -> None:
     assert light < FREE_FLOW_FRAC * 30.0 + 1e-9
 
 
+def test_speed_falls_with_density_like_the_recordings(sampler: LearnedTrafficSampler) -> None:
+    """The fundamental diagram of the training recordings: median speed / limit 0.57, 0.47,
+    0.32 at 25-35, 35-45, 45-55 veh/km/lane; the samples follow it within 0.07."""
+    med = [np.median(_vehicles(sampler, d, 0.5).speed) / 30.0 for d in (30.0, 40.0, 50.0)]
+    assert med[0] > med[1] > med[2], med
+    assert med == pytest.approx([0.57, 0.47, 0.32], abs=0.07)
+
+
 def test_higher_density_gives_more_vehicles(sampler: LearnedTrafficSampler) -> None:
     counts = [_vehicles(sampler, d, 0.5).n for d in (10.0, 25.0, 45.0)]
     assert counts[0] < counts[1] < counts[2]
