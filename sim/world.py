@@ -992,6 +992,7 @@ def _route_progress(
         rt.length,
         rt.start_offset,
         s_ref.astype(np.float32, copy=False),
+        lanes=rt.lanes,  # the planned lane route (if any) rides along unchanged
     )
     return route, progress, on
 
