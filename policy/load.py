@@ -159,6 +159,7 @@ def _obs_config(saved: dict[str, Any]) -> ObsConfig:
         curvature_ahead_m=tuple(
             float(x) for x in node.get("curvature_ahead_m", d.curvature_ahead_m)
         ),
+        urban=bool(node.get("urban", d.urban)),  # absent in older checkpoints: off
     )
 
 

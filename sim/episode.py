@@ -96,6 +96,7 @@ class EpisodeTracker:
         "collisions_vehicle",
         "collisions_pedestrian",
         "collisions_layout",
+        "red_light",
     )
     _BOOL_FIELDS = ("in_near", "near_hit", "was_hard", "was_wrong", "was_edge")
 
@@ -252,6 +253,10 @@ class EpisodeTracker:
             a["ckpt_ego_speed"][b] = a["ckpt_traffic_speed"][b] = a["ckpt_steps"][b] = 0.0
             a["next_ckpt_m"][b] += self.cfg.min_speed_checkpoint_m
 
+        ran = act & (out.terms["red_light"] > 0)
+        add("red_light", ran.astype(np.int64))
+        for b in np.nonzero(ran)[0]:
+            event(int(b), "red_light", lane=int(prev.lane[b, 0]))
         for b in np.nonzero(act & out.off_road)[0]:
             event(int(b), "off_road")
         for b in np.nonzero(act & out.route_deviation)[0]:
@@ -280,7 +285,12 @@ class EpisodeTracker:
         litres = float(a["fuel_ml"][b]) / 1000.0
         infractions = {
             k: int(a[k][b])
-            for k in ("collisions_vehicle", "collisions_pedestrian", "collisions_layout")
+            for k in (
+                "collisions_vehicle",
+                "collisions_pedestrian",
+                "collisions_layout",
+                "red_light",
+            )
         }
         off_pct = 100.0 * float(a["off_road_m"][b]) / route_len
         scores = driving_scores(
@@ -331,7 +341,7 @@ class EpisodeTracker:
             "collision": int(out.collision[b]),
             "off_road": int(out.off_road[b]),
             "off_road_pct": r(off_pct),
-            "red_light": 0,
+            "red_light": int(a["red_light"][b]),
             "min_speed_infractions": len(self._min_speed[b]),
             "route_deviation": int(out.route_deviation[b]),
             "blocked": int(out.blocked[b]),

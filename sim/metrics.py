@@ -19,7 +19,8 @@ fuel                  ml      fuel burnt this step (:mod:`sim.fuel`, the default
 time                  s       the step's duration (a time penalty with a negative weight)
 collision             0/1     the ego's box overlaps another actor's box
 off_road              0/1     the ego's centre left the drivable area
-red_light             0/1     crossed a stop line on red (0 until maps bring traffic lights)
+red_light             0/1     crossed a stop line on red (CARLA's RunningRedLightTest;
+                              sim.lights; 0 on roads without lights)
 ttc_risk              -       max(0, 1 - TTC / ttc_risk_s): 0 when safe, 1 at contact
 comfort               m/s^3   |jerk| of the ego's longitudinal acceleration
 takeover              0/1     a human took over this step (set by the override module)
@@ -43,6 +44,7 @@ from sim.collision import ego_collisions
 from sim.fuel import FuelParams, Vehicle, energy_rate, fuel_rate_flat
 from sim.scores import BLOCKED_TIME_S, ROUTE_COMPLETED_WITHIN_M, ROUTE_DEVIATION_M
 from sim.state import ActorType, WorldState
+from sim.traffic_rules import red_light_events, rules_of
 
 F32 = NDArray[np.float32]
 BoolArr = NDArray[np.bool_]
@@ -365,7 +367,7 @@ def evaluate(
         "time": dt,
         "collision": flags[0],
         "off_road": flags[1],
-        "red_light": zeros[0],
+        "red_light": _red_light(prev, nxt, road, zeros[0]),
         "ttc_risk": risk,
         "comfort": np.abs(jerk),
         "takeover": zeros[1],
@@ -403,6 +405,24 @@ def evaluate(
         energy_rate=power_w,
         road_at_ego=(left, right, limit, he),
     )
+
+
+def _red_light(prev: WorldState, nxt: WorldState, road: R.LaneGraph, none: F32) -> F32:
+    """(B,) 1.0 where the ego ran a red light this step (:func:`sim.lights.ran_red_light`)."""
+    rules = rules_of(road)
+    if rules is None or not rules.lights.num_lights:
+        return none
+    ran = red_light_events(
+        rules,
+        road,
+        prev.lane[:, 0],
+        prev.s[:, 0],
+        nxt.lane[:, 0],
+        nxt.s[:, 0],
+        prev.time,
+        prev.phase,
+    )
+    return ran.astype(np.float32)
 
 
 def reward(terms: dict[str, F32], weights: RewardWeights) -> F32:

@@ -22,6 +22,10 @@ actors                 9 K    below     K nearest valid actors by centre distanc
                                         cos(dyaw), sin(dyaw), length/10, width/5, valid (0/1);
                                         empty slots are all zero
 =====================  =====  ========  ===========================================================
+
+With ``ObsConfig(urban=True)`` the urban fields of :mod:`sim.urban_obs` follow (next light's
+state and distance, junction distance, a pedestrian flag per nearby actor: ``4 + K`` more). It
+is off by default, so the default layout (and every checkpoint trained on it) is unchanged.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class ObsConfig:
 
     num_actors: int = 8
     curvature_ahead_m: tuple[float, ...] = (0.0, 10.0, 25.0, 50.0, 100.0)
+    urban: bool = False  # append sim.urban_obs's fields (lights, junctions, pedestrians)
 
 
 def obs_fields(cfg: ObsConfig) -> list[tuple[str, int]]:
@@ -67,7 +72,17 @@ def obs_fields(cfg: ObsConfig) -> list[tuple[str, int]]:
         ("route_progress", 1),
         ("route_remaining", 1),
         ("actors", ACTOR_FEATURES * cfg.num_actors),
-    ]
+    ] + (
+        [
+            ("light_red", 1),
+            ("light_yellow", 1),
+            ("light_distance", 1),
+            ("junction_distance", 1),
+            ("actor_pedestrian", cfg.num_actors),
+        ]
+        if cfg.urban
+        else []
+    )
 
 
 @lru_cache(maxsize=16)
@@ -83,6 +98,17 @@ def obs_slices(cfg: ObsConfig) -> dict[str, slice]:
         out[name] = slice(i, i + n)
         i += n
     return out
+
+
+# fields observe() assembles apart from the scaled scalars: the actors and the urban block
+_BLOCKS = (
+    "actors",
+    "light_red",
+    "light_yellow",
+    "light_distance",
+    "junction_distance",
+    "actor_pedestrian",
+)
 
 
 @lru_cache(maxsize=16)
@@ -104,12 +130,12 @@ def _scalar_layout(cfg: ObsConfig) -> tuple[F32, F32, I32, tuple[str, ...]]:
         "route_progress": 1.0,  # divided by the per-env route length before
         "route_remaining": 500.0,
     }
-    cols = [scale[name] for name, n in obs_fields(cfg) if name != "actors" for _ in range(n)]
+    cols = [scale[name] for name, n in obs_fields(cfg) if name not in _BLOCKS for _ in range(n)]
     ahead = np.asarray(cfg.curvature_ahead_m, np.float32)
     out = (np.array(cols, np.float32), ahead, np.zeros(ahead.size, np.int32))
     for arr in out:
         arr.flags.writeable = False
-    names = tuple(name for name, _ in obs_fields(cfg) if name != "actors")
+    names = tuple(name for name, _ in obs_fields(cfg) if name not in _BLOCKS)
     return (*out, names)
 
 
@@ -168,7 +194,12 @@ def observe(
         "route_remaining": remaining[:, None],
     }
     num = np.concatenate([numerators[name] for name in names], 1)
-    out: F32 = np.concatenate([num / scale, _nearby(state, cfg.num_actors).reshape(B, -1)], 1)
+    parts: list[NDArray[np.generic]] = [num / scale, _nearby(state, cfg.num_actors).reshape(B, -1)]
+    if cfg.urban:
+        from sim.urban_obs import urban_fields
+
+        parts.append(urban_fields(state, road, cfg.num_actors, MAX_SENSE_M))
+    out: F32 = np.concatenate(parts, 1)
     np.minimum(out, _BOUND, out=out)
     np.maximum(out, _NEG_BOUND, out=out)
     return out

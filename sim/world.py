@@ -10,6 +10,16 @@ shared lane graph; ``step(state, actions, params, road)`` advances every environ
    lateral lane-change profile), the ego moves by the kinematic bicycle model;
 4. the ego is projected back to lane coordinates and its route progress updated.
 
+On maps with traffic rules (urban layouts, OpenDRIVE towns: :mod:`sim.traffic_rules`) step 2
+also caps every vehicle's IDM acceleration by virtual standing leaders at red/yellow stop lines
+(:mod:`sim.lights`), at junction give-way points and before lanes that taper out
+(:mod:`sim.junctions`), and by the speed limit of the lane ahead; vehicles draw a new branch
+choice whenever they enter a lane, nobody spawns inside a junction, and the ego's projection
+follows its chosen branch at forks and through lane sections shorter than a step. Pedestrians
+(:mod:`sim.pedestrians`) start their scripted crossings before other events fire, walk across
+laterally, and are listed in the neighbour search only while on (or about to step onto) a lane.
+With a planned route (``ego.waypoints``) the ego's route choice takes the route's branch.
+
 Collisions, off-road and route completion are read off the new state by :mod:`sim.metrics`,
 so the CARLA backend scores with the same code. No randomness in ``step``: the same state and
 actions give bit-identical results.
@@ -24,9 +34,11 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from sim import pedestrians as P
 from sim import road as R
 from sim.dynamics import VehicleParams, bicycle_step, sanitize_action
 from sim.road_union import lane_components
+from sim.routes import plan_through, route_lanes, section_chain, successor_slot
 from sim.scenario import (
     ActorSpec,
     BehaviorSpec,
@@ -34,6 +46,7 @@ from sim.scenario import (
     ScenarioSpec,
     SpecError,
     check_on_road,
+    ego_route_points,
     road_length,
 )
 from sim.state import (
@@ -52,6 +65,7 @@ from sim.traffic import (
     idm_accel,
     sort_entries,
 )
+from sim.traffic_rules import next_choice, rule_accel, rules_of, spawn_speed_cap
 
 F32 = NDArray[np.float32]
 I32 = NDArray[np.int32]
@@ -90,6 +104,7 @@ _EVENT_KIND = {
     "set_speed": EventKind.SET_SPEED,
     "stop": EventKind.STOP,
     "lane_change": EventKind.LANE_CHANGE,
+    "cross": EventKind.CROSS,
 }
 
 
@@ -101,9 +116,10 @@ def _behavior_row(b: BehaviorSpec, limit: float) -> list[float]:
 
 def _route_chain(
     g: R.LaneGraph, lane: int, s_ref0: float, length: float
-) -> tuple[list[int], list[float]]:
-    """Sections from the start lane following first successors until ``length`` is covered."""
-    secs, cum = [int(g.section[lane])], [-s_ref0]
+) -> tuple[list[int], list[float], list[int]]:
+    """Sections from the start lane following first successors until ``length`` is covered,
+    and the lane taken through each."""
+    secs, cum, lanes = [int(g.section[lane])], [-s_ref0], [lane]
     cur = lane
     total = float(g.section_length[g.section[lane]]) - s_ref0
     while total < length + 1e-3:
@@ -112,10 +128,11 @@ def _route_chain(
             break
         cum.append(cum[-1] + float(g.section_length[g.section[cur]]))
         secs.append(int(g.section[nxt]))
+        lanes.append(nxt)
         total += float(g.section_length[g.section[nxt]])
         cur = nxt
     cum.append(cum[-1] + float(g.section_length[g.section[cur]]))
-    return secs, cum
+    return secs, cum, lanes
 
 
 @dataclass
@@ -161,10 +178,11 @@ class _Actors:
 class _EnvDraft:
     actors: _Actors
     events: list[list[tuple[int, int, float, float, float, int, float]]]  # ego + scripted only
-    route: tuple[list[int], list[float]]
+    route: tuple[list[int], list[float], list[int]]
     route_length: float
     time_limit: float
     phase: int
+    planned: bool = False  # the route came from ego.waypoints (the ego follows its lanes)
 
 
 def _place(g: R.LaneGraph, a: ActorSpec | EgoSpec) -> tuple[int, float]:
@@ -195,6 +213,11 @@ def _sample_traffic(
     comp = lane_components(g)
     ego_part = comp[int(fixed.lane[0])]
     drivable = (g.lane_type == R.LaneType.DRIVING) & (comp == ego_part)
+    rules = rules_of(g)
+    if rules is not None:  # nobody starts inside a junction (on crossing paths at t = 0)
+        drivable &= ~rules.junctions.connector
+    if t.radius > 0:
+        return _sample_around(spec, g, rng, fixed, drivable)
     lanes = np.nonzero(drivable)[0].astype(np.int32, copy=False)
     total = road_length(g, spec.ego.road)
     lo, hi = (t.s_range[0], t.s_range[1]) if t.s_range else (0.0, total)
@@ -255,6 +278,108 @@ def _sample_traffic(
     )
 
 
+TRAFFIC_OVERSAMPLE = 4  # candidate positions drawn per requested vehicle around the ego
+
+
+def _sample_around(
+    spec: ScenarioSpec,
+    g: R.LaneGraph,
+    rng: np.random.Generator,
+    fixed: _Actors,
+    drivable: NDArray[np.bool_],
+) -> _Actors:
+    """Background vehicles on the driving lanes within ``traffic.radius`` of the ego: candidate
+    positions uniform over lane length, those near the ego kept, then greedily thinned to
+    ``min_spacing`` per lane (a town's lanes are short and many; the per-lane layout of
+    :func:`_sample_traffic` would crowd their starts)."""
+    t = spec.traffic
+    ex, ey, _ = R.lane_pose(g, fixed.lane[:1], fixed.s[:1], fixed.d[:1])
+    lanes = np.nonzero(drivable)[0]
+    mid = g.lane_start[lanes] + g.lane_npoints[lanes] // 2
+    reach = np.hypot(g.x[mid] - ex[0], g.y[mid] - ey[0]) - 0.5 * g.lane_length[lanes]
+    lanes = lanes[reach <= t.radius]
+    if lanes.size == 0:
+        return _Actors.empty()
+    w = g.lane_length[lanes].astype(np.float64)
+    n = TRAFFIC_OVERSAMPLE * t.count
+    lane = rng.choice(lanes, size=n, p=w / w.sum()).astype(np.int32)
+    s = (rng.uniform(0.0, 1.0, n) * g.lane_length[lane]).astype(np.float32)
+    x, y, _ = R.lane_pose(g, lane, s, np.zeros(n, np.float32))
+    near = np.hypot(x - ex[0], y - ey[0]) <= t.radius
+    half = 0.5 * TRAFFIC_LENGTH_M
+    near &= (s >= half) & (s + half <= g.lane_length[lane])
+    lane, s = lane[near], s[near]
+    pitch = TRAFFIC_LENGTH_M + t.min_spacing
+    keep: list[int] = []
+    taken: dict[int, list[float]] = {}
+    for j, (ln, sj) in enumerate(zip(lane.tolist(), s.tolist(), strict=True)):
+        if len(keep) == t.count:
+            break
+        others = taken.setdefault(ln, [])
+        if all(abs(sj - o) >= pitch for o in others):
+            others.append(sj)
+            keep.append(j)
+    lane, s = lane[keep], s[keep]
+    if len(fixed):
+        rel = s[:, None] - fixed.s[None, :]
+        halfl = 0.5 * (fixed.length[None, :] + TRAFFIC_LENGTH_M)
+        ahead = np.maximum(t.min_spacing, fixed.speed * t.behavior.headway)[None, :]
+        close = (rel > -(halfl + t.min_spacing)) & (rel < halfl + ahead)
+        ok = ~((lane[:, None] == fixed.lane[None, :]) & close).any(1)
+        lane, s = lane[ok], s[ok]
+    return _traffic_actors(spec, g, rng, lane, s)
+
+
+def _traffic_actors(
+    spec: ScenarioSpec, g: R.LaneGraph, rng: np.random.Generator, lane: I32, s: F32
+) -> _Actors:
+    t = spec.traffic
+    n = lane.size
+    limit = R.interp(g, g.speed_limit, lane, s)
+    speed = rng.uniform(t.speed_frac[0], t.speed_frac[1], n) * limit
+    beh = np.tile(np.array(_behavior_row(t.behavior, 1.0), np.float32), (n, 1))
+    beh[:, 0] = rng.uniform(t.v0_frac[0], t.v0_frac[1], n) * limit
+    jit = 1.0 + rng.uniform(-t.jitter, t.jitter, (n, len(_BEHAVIOR_FIELDS) - 1))
+    finite = np.isfinite(beh[:, 1:])
+    beh[:, 1:] = np.where(finite, beh[:, 1:] * jit, beh[:, 1:])
+    width = rng.uniform(TRAFFIC_WIDTH_M[0], TRAFFIC_WIDTH_M[1], n)
+    f32 = np.float32
+    return _Actors(
+        lane,
+        s.astype(f32, copy=False),
+        np.zeros(n, f32),
+        speed.astype(f32, copy=False),
+        np.full(n, TRAFFIC_LENGTH_M, f32),
+        width.astype(f32, copy=False),
+        np.full(n, int(ActorType.VEHICLE), np.int8),
+        beh.astype(f32, copy=False),
+    )
+
+
+WALKER_BEHAVIOR = BehaviorSpec(
+    headway=1.0, min_gap=0.5, a_max=1.0, b_comf=1.5, lane_change=False
+)  # pedestrians keep ~1 s and half a metre to the one ahead
+
+
+def _sample_walkers(spec: ScenarioSpec, g: R.LaneGraph, rng: np.random.Generator) -> _Actors:
+    """``traffic.pedestrians`` walkers on the sidewalks (:func:`sim.pedestrians.sample_walkers`)."""
+    lane, s, v0 = P.sample_walkers(g, rng, spec.traffic.pedestrians)
+    n = lane.size
+    f32 = np.float32
+    beh = np.tile(np.array(_behavior_row(WALKER_BEHAVIOR, 1.0), f32), (n, 1))
+    beh[:, 0] = v0
+    return _Actors(
+        lane,
+        s,
+        np.zeros(n, f32),
+        v0,
+        np.full(n, P.PEDESTRIAN_LENGTH_M, f32),
+        np.full(n, P.PEDESTRIAN_WIDTH_M, f32),
+        np.full(n, int(ActorType.PEDESTRIAN), np.int8),
+        beh,
+    )
+
+
 def _cap_start_speeds(fixed: _Actors, traffic: _Actors, g: R.LaneGraph) -> _Actors:
     """Slow random vehicles that would start inside their leader's safe headway.
 
@@ -278,6 +403,20 @@ def _cap_start_speeds(fixed: _Actors, traffic: _Actors, g: R.LaneGraph) -> _Acto
         i = order
         wrap_gap = g.lane_length[ln] - a.s[i] + a.s[j] - 0.5 * (a.length[i] + a.length[j])
         gap = np.where(last & (i != j), wrap_gap, gap)
+    # The last vehicle of a lane that continues into another follows that lane's first one
+    # (towns, junctions; highways' lanes end or loop, and keep what the lines above give).
+    succ = g.successors[ln, 0]
+    onward = ~same & (succ >= 0) & ~closed
+    if np.count_nonzero(onward):
+        first_s = np.full(g.num_lanes, np.inf)
+        first_len = np.zeros(g.num_lanes)
+        starts = np.concatenate([[True], ln[1:] != ln[:-1]])
+        first_s[ln[starts]] = a.s[order][starts]
+        first_len[ln[starts]] = a.length[order][starts]
+        sc = np.maximum(succ, 0)
+        i = order
+        link_gap = g.lane_length[ln] - a.s[i] + first_s[sc] - 0.5 * (a.length[i] + first_len[sc])
+        gap = np.where(onward, link_gap, gap)
     cap = np.empty(len(a), np.float64)
     cap[order] = gap
     ct = cap[len(fixed) :]
@@ -308,11 +447,23 @@ def _draft(spec: ScenarioSpec, g: R.LaneGraph, rng: np.random.Generator) -> _Env
         np.array([a.speed for a, _ in placed], f32),
         np.array([a.length for a, _ in placed], f32),
         np.array([a.width for a, _ in placed], f32),
-        np.full(len(placed), int(ActorType.VEHICLE), np.int8),
+        np.array(
+            [
+                int(ActorType.PEDESTRIAN)
+                if getattr(a, "type", "vehicle") == "pedestrian"
+                else int(ActorType.VEHICLE)
+                for a, _ in placed
+            ],
+            np.int8,
+        ),
         np.array(
             [_behavior_row(b, float(lim)) for (_, b), lim in zip(placed, limit, strict=True)], f32
         ),
     )
+    ped = fixed.atype == ActorType.PEDESTRIAN
+    if ped.any():  # crossers stand on the kerb until their cross event: no motion along s
+        fixed.beh[ped, 0] = 0.0
+        fixed.beh[ped, 7] = np.inf
     events: list[list[tuple[int, int, float, float, float, int, float]]] = [[]]
     for a in spec.actors:
         events.append(
@@ -332,14 +483,30 @@ def _draft(spec: ScenarioSpec, g: R.LaneGraph, rng: np.random.Generator) -> _Env
     traffic = _sample_traffic(spec, g, rng, fixed)
     if len(traffic):
         traffic = _cap_start_speeds(fixed, traffic, g)
+        rules = rules_of(g)
+        if rules is not None:  # a vehicle spawned unable to stop would ignore right of way
+            cap = spawn_speed_cap(rules, g, traffic.lane, traffic.s, spec.traffic.behavior.b_comf)
+            traffic.speed = np.minimum(traffic.speed, cap).astype(np.float32, copy=False)
     s_ref0 = float(R.interp(g, g.s_ref, lane[:1], s[:1])[0])
+    phase = int(rng.integers(PHASE_RANGE))
+    if spec.traffic.pedestrians:
+        traffic = traffic.cat(_sample_walkers(spec, g, rng))
+    route = _route_chain(g, int(lane[0]), s_ref0, spec.ego.route_length)
+    route_length = spec.ego.route_length
+    if spec.ego.waypoints:
+        start, points = ego_route_points(spec, g)
+        legs = plan_through(g, start, points)
+        assert legs is not None  # checked by ego_route_points
+        route = section_chain(g, route_lanes(legs), s_ref0)
+        route_length = sum(leg.length_m for leg in legs)
     return _EnvDraft(
         fixed.cat(traffic),
         events,
-        _route_chain(g, int(lane[0]), s_ref0, spec.ego.route_length),
-        spec.ego.route_length,
+        route,
+        route_length,
         spec.time_limit_s,
-        int(rng.integers(PHASE_RANGE)),
+        phase,
+        planned=bool(spec.ego.waypoints),
     )
 
 
@@ -392,6 +559,7 @@ def reset(
     ev_dir = np.zeros((B, N, E), np.int8)
     ev_dur = np.ones((B, N, E), f32)
     r_secs = np.full((B, Rn), -1, np.int32)
+    r_lanes = np.full((B, Rn), -1, np.int32)
     r_cum = np.zeros((B, Rn + 1), f32)
     r_len = np.zeros(B, f32)
     t_lim = np.zeros(B, f32)
@@ -418,8 +586,9 @@ def reset(
                     ev_dir[b, j, k],
                     ev_dur[b, j, k],
                 ) = ev
-        secs, cum = dr.route
+        secs, cum, chain_lanes = dr.route
         r_secs[b, : len(secs)] = secs
+        r_lanes[b, : len(chain_lanes)] = chain_lanes
         r_cum[b, : len(cum)] = cum
         r_cum[b, len(cum) :] = cum[-1]
         r_len[b] = dr.route_length
@@ -433,7 +602,24 @@ def reset(
         ev_kind, ev_trig, ev_val, ev_tgt, ev_dec, ev_dir, ev_dur, np.zeros((B, N, E), np.bool_)
     )
     s_ref0 = R.interp(road, road.s_ref, lane[:, 0], s[:, 0])
-    route = Route(r_secs, r_cum, np.zeros(B, np.int32), r_len, s_ref0, s_ref0.copy())
+    planned = any(dr.planned for dr in drafts)
+    route = Route(
+        r_secs,
+        r_cum,
+        np.zeros(B, np.int32),
+        r_len,
+        s_ref0,
+        s_ref0.copy(),
+        lanes=r_lanes if planned else None,
+    )
+    route_choice = np.zeros((B, N), np.int32)
+    if rules_of(road) is not None:  # traffic picks its branches at forks (sim.traffic_rules)
+        for b, rng in enumerate(rngs):
+            route_choice[b] = rng.integers(0, PHASE_RANGE, N)
+        route_choice[:, 0] = 0
+    if planned:
+        route_choice[:, 0] = successor_slot(road, r_lanes[:, 0], r_lanes[:, min(1, Rn - 1)])
+    walk_d_speed = np.zeros((B, N), f32) if np.any(atype == int(ActorType.PEDESTRIAN)) else None
     progress = np.zeros(B, f32)
     return WorldState(
         x=x,
@@ -455,7 +641,7 @@ def reset(
         lc_elapsed=zeros.copy(),
         lc_offset=zeros.copy(),
         brake_decel=zeros.copy(),
-        route_choice=np.zeros((B, N), np.int32),
+        route_choice=route_choice,
         route=route,
         time=np.zeros(B, f32),
         step_count=np.zeros(B, np.int32),
@@ -466,6 +652,7 @@ def reset(
         stopped_s=np.zeros(B, f32),
         off_route_m=np.zeros(B, f32),
         lane_dist=np.abs(d),
+        walk_d_speed=walk_d_speed,
     )
 
 
@@ -581,7 +768,12 @@ def step(
     """
     dt = params.dt
     dt32 = np.array(dt, np.float32)
+    walk_v = state.walk_d_speed
+    if walk_v is not None:  # pedestrians present: crossings start before other events fire
+        state = P.start_crossings(state)
+        walk_v = state.walk_d_speed
     st = _fire_events(state, road)
+    rules = rules_of(road)
     B, N = st.x.shape
     g = road
     beh = st.behavior
@@ -611,7 +803,10 @@ def step(
         s2_c = R.s_ref_to_s(g, lane2_c, s_ref_c)
         s2 = st.s.copy()
         s2.reshape(-1)[ci] = s2_c
-    ent, _ = sort_entries(g, st.lane, st.s, st.valid, lane2, s2, positions=False)
+    listed = st.valid
+    if walk_v is not None:  # a pedestrian beside its lane (kerb, sidewalk edge) blocks nobody
+        listed = P.listed(st, g)
+    ent, _ = sort_entries(g, st.lane, st.s, listed, lane2, s2, positions=False)
 
     flat, env = _flat_layout(B, N)
     s_f = st.s.reshape(-1)
@@ -662,6 +857,24 @@ def step(
     else:  # no scripted brake anywhere
         new_brake = np.zeros((B, N), np.float32)
 
+    if rules is not None:  # lights, right of way, lanes that end (sim.traffic_rules)
+        acc = rule_accel(
+            rules,
+            g,
+            acc.reshape(B, N),
+            st.lane,
+            st.s,
+            st.speed,
+            st.length,
+            st.valid,
+            st.route_choice,
+            dist.reshape(B, N),
+            has_lead.reshape(B, N),
+            (beh.v0, beh.headway, beh.min_gap, beh.a_max, beh.b_comf),
+            st.time,
+            st.phase,
+        ).reshape(-1)
+
     # --- MOBIL lane-change decisions (staggered subset) --------------------------------------
     lc_target = st.lc_target.copy()
     lc_offset = st.lc_offset
@@ -679,7 +892,11 @@ def step(
             & st.valid
             & (st.lc_target < 0)
             & np.isfinite(beh.lc_threshold)
-            & (st.speed > 1.0)
+            & (
+                (st.speed > 1.0)
+                if rules is None
+                else (st.speed > 1.0) | _at_dead_end(rules, st.lane)
+            )
             & (st.actor_type == ActorType.VEHICLE)
         )
         cand[:, 0] = False  # the ego is driven by its policy
@@ -749,7 +966,14 @@ def step(
             d_new = np.where(lost, 0.0, d_new)
             lc_offset = np.where(lost, 0.0, lc_offset)
             lc_target = np.where(lost, -1, lc_target)
+    walk_new = walk_v
+    if walk_v is not None:  # pedestrians keep their lateral place; crossers walk across
+        ped = st.actor_type == ActorType.PEDESTRIAN
+        d_walk, walk_new = P.walk(g, lane_adv, s_adv, st.d, walk_v, dt)
+        d_new = np.where(ped, d_walk, d_new)
     tx, ty, tyaw = R.lane_pose(g, lane_adv, s_adv, d_new.astype(np.float32, copy=False))
+    if walk_new is not None and np.count_nonzero(walk_new):
+        tyaw = np.where(walk_new != 0, P.walk_yaw(tyaw, walk_new, v_new), tyaw)
     if d_dot is not None:
         # With no lateral motion the yaw is the lane heading, which lane_pose already wrapped.
         tyaw = R.wrap_half_turn(tyaw + np.arctan2(d_dot, np.maximum(v_new, _MIN_YAW_SPEED)))
@@ -770,6 +994,12 @@ def step(
         params.vehicle,
     )
     proj = R.project_tracking(g, ex, ey, eyaw, lane0, s0 + ev * dt32)
+    if rules is not None and np.count_nonzero(proj.lane != lane0):  # at a fork: the branch taken
+        proj = _take_chosen_branch(g, proj, ex, ey, eyaw, lane0, st.route_choice[:, 0])
+    if rules is not None:  # past a lane end: hop through short lane sections (towns)
+        past = proj.s >= g.lane_length.take(proj.lane) - _PAST_END_EPS
+        if np.count_nonzero(past):
+            proj = _through_short_lanes(g, proj, ex, ey, eyaw, st.route_choice[:, 0], past)
 
     def with_ego(traffic: NDArray[Any], ego: NDArray[Any] | int, dtype: type = np.float32) -> Any:
         # Every traffic array here is freshly computed in this step (never a view of the
@@ -782,6 +1012,15 @@ def step(
         lane_adv = lane_adv.copy()
     d = with_ego(d_new, proj.d)
     route, progress, on_route = _route_progress(st, g, proj)
+    route_choice = st.route_choice
+    if rules is not None:  # traffic that entered a new lane draws its next fork's branch
+        route_choice = next_choice(route_choice, lane_adv != st.lane)
+    if route.lanes is not None:  # the ego takes its planned route's branch at the next fork
+        Rn = route.lanes.shape[1]
+        nxt = np.minimum(route.index + 1, Rn - 1)
+        want = route.lanes[np.arange(B), nxt]
+        route_choice = route_choice.copy()
+        route_choice[:, 0] = successor_slot(g, proj.lane, want)
     # On the route and moving is the usual case: both counters are then zero (the selects' 0.0).
     if np.count_nonzero(on_route) == B:
         off_route_m = np.zeros(B, np.float32)
@@ -812,7 +1051,7 @@ def step(
         lc_elapsed=lc_elapsed,
         lc_offset=lc_offset.astype(np.float32, copy=False),
         brake_decel=new_brake,
-        route_choice=st.route_choice,
+        route_choice=route_choice,
         route=route,
         time=st.time + dt32,
         step_count=st.step_count + _I1,
@@ -821,9 +1060,90 @@ def step(
         time_limit=st.time_limit,
         phase=st.phase,
         lane_dist=with_ego(np.abs(d), proj.distance),
+        walk_d_speed=walk_new,
         stopped_s=stopped_s,
         off_route_m=off_route_m,
     )
+
+
+def _take_chosen_branch(
+    g: R.LaneGraph, proj: R.Projection, x: F32, y: F32, yaw: F32, lane0: I32, choice: I32
+) -> R.Projection:
+    """Where the ego crossed into a fork's branches, which overlap at first, match it to the
+    successor its route choice takes (the tracking projection tries the first successor
+    first) when that branch is as near (within ``BRANCH_TIE_M``)."""
+    nsucc = g.num_successors.take(lane0)
+    want = g.successors[lane0, choice % np.maximum(nsucc, 1)]
+    fork = (nsucc > 1) & (proj.lane != lane0) & (want >= 0) & (proj.lane != want)
+    fork &= (g.successors.take(lane0, axis=0) == proj.lane[:, None]).any(1)
+    if not np.count_nonzero(fork):
+        return proj
+    i = np.nonzero(fork)[0]
+    alt = R.project_tracking(g, x[i], y[i], yaw[i], want[i].astype(np.int32), proj.s[i])
+    better = (alt.lane == want[i]) & (alt.distance <= proj.distance[i] + BRANCH_TIE_M)
+    if not np.count_nonzero(better):
+        return proj
+    j = i[better]
+    lane = proj.lane.copy()
+    lane[j] = alt.lane[better]
+    f = [a.copy() for a in (proj.s, proj.d, proj.distance, proj.s_ref)]
+    for arr, new in zip(f, (alt.s, alt.d, alt.distance, alt.s_ref), strict=True):
+        arr[j] = new[better]
+    return R.Projection(lane, f[0], f[1], f[2], f[3])
+
+
+_PAST_END_EPS = np.array(1e-3, np.float32)
+SHORT_HOPS = 3  # successor lanes tried past a lane end (CARLA towns have 5-100 cm sections)
+
+
+def _through_short_lanes(
+    g: R.LaneGraph,
+    proj: R.Projection,
+    x: F32,
+    y: F32,
+    yaw: F32,
+    choice: I32,
+    past: NDArray[np.bool_],
+) -> R.Projection:
+    """The tracking projection looks one successor ahead; an ego that crossed a lane shorter
+    than one step (Town03 and Town05 have hundreds of 5-100 cm lane sections) is left matched
+    past its lane's end. Follow the chosen successors up to ``SHORT_HOPS`` lanes and keep the
+    nearest match."""
+    i = np.nonzero(past & (g.num_successors.take(proj.lane) > 0))[0]
+    if not i.size:
+        return proj
+    lane = proj.lane[i]
+    best = R.Projection(lane, proj.s[i], proj.d[i], proj.distance[i], proj.s_ref[i])
+    for _ in range(SHORT_HOPS):
+        n = g.num_successors.take(lane)
+        nxt = np.where(n > 0, g.successors[lane, choice[i] % np.maximum(n, 1)], lane)
+        lane = nxt.astype(np.int32, copy=False)
+        alt = R.project_tracking(g, x[i], y[i], yaw[i], lane, np.zeros(i.size, np.float32))
+        take = alt.distance < best.distance - 1e-3
+        best = R.Projection(
+            np.where(take, alt.lane, best.lane).astype(np.int32, copy=False),
+            np.where(take, alt.s, best.s).astype(np.float32, copy=False),
+            np.where(take, alt.d, best.d).astype(np.float32, copy=False),
+            np.where(take, alt.distance, best.distance).astype(np.float32, copy=False),
+            np.where(take, alt.s_ref, best.s_ref).astype(np.float32, copy=False),
+        )
+    out = [a.copy() for a in (proj.s, proj.d, proj.distance, proj.s_ref)]
+    lane_out = proj.lane.copy()
+    lane_out[i] = best.lane
+    for arr, new in zip(out, (best.s, best.d, best.distance, best.s_ref), strict=True):
+        arr[i] = new
+    return R.Projection(lane_out, out[0], out[1], out[2], out[3])
+
+
+BRANCH_TIE_M = 0.5  # [m] a fork's chosen branch wins the ego's projection when this close
+
+
+def _at_dead_end(rules: Any, lane: I32) -> NDArray[np.bool_] | bool:
+    """Vehicles on a lane that tapers out may change lanes standing (False: no such lane)."""
+    if rules is None or not np.count_nonzero(rules.junctions.dead_end):
+        return False
+    out: NDArray[np.bool_] = rules.junctions.dead_end.take(lane)
+    return out
 
 
 def _mobil(
@@ -899,6 +1219,9 @@ def _mobil(
     okl = tgt >= 0
     tgt_c = np.where(okl, tgt, lane).astype(np.int32, copy=False)
     okl &= g.lane_type[tgt_c] == R.LaneType.DRIVING
+    rules = rules_of(g)
+    if rules is not None:  # never into a lane that tapers out (an on-ramp's acceleration lane)
+        okl &= ~rules.junctions.ending.take(tgt_c)
     s_t = R.map_to_neighbor(g, lane, s, tgt_c)
     nl, dnl = find_leader(ent, g, env, tgt_c, s_t, self_a, choice)
     nf, dnf = find_follower(ent, g, env, tgt_c, s_t, self_a)
