@@ -9,7 +9,8 @@ Export (:func:`export_xosc`) writes ``<name>.xosc`` and its road ``<name>.xodr``
   one lane section: the centre lane 0 on the reference line (the left edge, as in
   :func:`sim.road.build_highway`) and driving lanes ``-1 .. -num_lanes`` of ``lane_width`` to its
   right, broken markings between them, solid ones at the edges, and the speed limit as the
-  road type's ``<speed max>``.
+  road type's ``<speed max>``. Urban layouts (intersection, roundabout, ramps, ...) and
+  ``file`` maps are written from their OpenDRIVE model by :func:`sim.opendrive.write_opendrive`.
 - **Entities**: ``Ego``, ``actor<i>`` per scripted actor and ``traffic<i>`` per background
   vehicle, each a ``Vehicle`` whose bounding box is centred on the reference point (spec
   positions are box centres). The IDM/MOBIL parameters ride along as ``gendrive.*`` vehicle
@@ -150,18 +151,23 @@ def _write_atomic(write: Any, path: Path) -> None:
 
 
 def write_road_xodr(road: RoadSpec, path: str | Path) -> Path:
-    """Write a procedural RoadSpec as an OpenDRIVE 1.7 file (see module docstring).
+    """Write any RoadSpec as an OpenDRIVE 1.7 file (see module docstring).
 
-    Raises:
-        OpenScenarioError: ``kind: file`` (already OpenDRIVE: reference it instead).
+    Highway roads (straight, curved, ring, segments) go through scenariogeneration; urban
+    layouts and ``file`` maps through :func:`sim.opendrive.write_opendrive` from their OpenDRIVE
+    model (a map is written back from its parsed model, so the scenario's folder is
+    self-contained).
     """
     from scenariogeneration import xodr
 
     p = Path(path)
-    if road.kind == "file":
-        raise OpenScenarioError(
-            f"road.kind 'file': {road.path} is already OpenDRIVE; reference it instead"
-        )
+    if road.kind not in ("straight", "curved", "ring", "segments"):
+        from sim.opendrive import OpenDriveError, model_from_road_spec, write_opendrive
+
+        try:
+            return write_opendrive(model_from_road_spec(road), p)
+        except OpenDriveError as e:
+            raise OpenScenarioError(f"road: {e}") from None
     segs, closed = road_segments(road)
     pv = xodr.PlanView(0.0, 0.0, 0.0)
     for sg in segs:
