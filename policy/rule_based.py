@@ -319,6 +319,9 @@ class RuleBasedDriver:
             & (v >= p.lc_min_speed)
             & st.valid[:, 0]
         )
+        rules = rules_of(g)
+        if rules is not None:  # no lane changes inside a junction
+            cand &= ~rules.junctions.connector[lane]
         if not cand.any():
             return
         length, speed = st.length.reshape(-1), st.speed.reshape(-1)

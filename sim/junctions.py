@@ -81,6 +81,7 @@ class JunctionTable:
     clear_s: F32
     dead_end_s: F32
     ending: BoolArr  # a dead end, or a lane all of whose successors are dead ends
+    contested: BoolArr  # a connector with at least one conflicting connector
 
     @property
     def num_connectors(self) -> int:
@@ -145,7 +146,10 @@ def compile_junctions(model: OdrMap, g: R.LaneGraph) -> JunctionTable:
         dead_end_s[li] = g.s[a + narrow[0]] if narrow.size else g.lane_length[li]
     succ_dead = np.where(g.successors >= 0, dead_end.take(np.maximum(g.successors, 0)), True)
     ending = dead_end | ((nsucc > 0) & succ_dead.all(1))
-    return JunctionTable(connector, rank, dead_end, conflicts, clear_s, dead_end_s, ending)
+    contested = connector & (conflicts >= 0).any(1)
+    return JunctionTable(
+        connector, rank, dead_end, conflicts, clear_s, dead_end_s, ending, contested
+    )
 
 
 def yield_gap(

@@ -26,7 +26,9 @@ Neighbour search. Every actor contributes a *primary* entry (its lane, s) and po
 sorted once per step by the float64 key ``group * KEY_SPAN + s`` with ``group = env * (L + 1) +
 lane``, so an entry's leader is the next entry in sorted order when it shares the group, and any
 (env, lane, s) query is one ``searchsorted``: O(B N log(B N)) per step, no all-pairs scan. A lane
-with no leader ahead continues into its successor lane (one hop), which also closes ring roads.
+with no leader ahead continues into its successor lane (one hop), which also closes ring roads,
+and on through further successors while they start within ``LOOKAHEAD_M`` (towns' short lane
+sections would otherwise hide a car a few metres on).
 """
 
 from __future__ import annotations
@@ -178,7 +180,8 @@ def find_leader(
     self_actor: I64,
     choice: I32,
 ) -> tuple[I64, F32]:
-    """Nearest entry ahead on ``lane`` (continuing one lane into the successor).
+    """Nearest entry ahead on ``lane`` (continuing into the successor ``choice`` picks, and on
+    through successors while within ``LOOKAHEAD_M``).
 
     Returns:
         (flat actor index or -1, centre distance ahead [m]; FREE_GAP where none).
@@ -206,9 +209,60 @@ def find_leader(
             (nsucc > _I0) & (ent.group.take(j) == sg) & (ent.actor.take(j) != self_actor.take(miss))
         )
         leader[miss] = np.where(hit2, ent.actor.take(j), _NONE)
-        d2 = g.lane_length.take(ln) - s.take(miss) + ent.s.take(j)
+        rest = g.lane_length.take(ln) - s.take(miss)
+        d2 = rest + ent.s.take(j)
         dist[miss] = np.where(hit2, d2, _FREE_GAP)
+        if np.count_nonzero(nsucc):
+            _beyond_short_lanes(
+                ent, g, env, miss, succ, rest, self_actor, choice, hit2, leader, dist
+            )
     return leader, dist
+
+
+LOOKAHEAD_M = 60.0  # [m] a lane this close ahead is searched even when lanes in between are short
+LOOKAHEAD_HOPS = 6  # further lanes searched (CARLA towns have runs of sections a few metres long)
+
+
+def _beyond_short_lanes(
+    ent: SortedEntries,
+    g: LaneGraph,
+    env: I64,
+    miss: I64,
+    succ: I32,
+    rest: F32,
+    self_actor: I64,
+    choice: I32,
+    hit2: NDArray[np.bool_],
+    leader: I64,
+    dist: F32,
+) -> None:
+    """Continue :func:`find_leader`'s search past a successor lane that ends within
+    ``LOOKAHEAD_M`` (up to ``LOOKAHEAD_HOPS`` more lanes, by the same choice); writes found
+    leaders into ``leader``/``dist`` at ``miss``. Highways never get here with work to do:
+    their lanes end without successors or loop onto themselves (longer than the lookahead)."""
+    covered = rest + g.lane_length.take(np.maximum(succ, 0))
+    open_ = ~hit2 & (succ >= 0) & (covered < LOOKAHEAD_M)
+    cur = np.maximum(succ, 0).astype(np.int32, copy=False)
+    ch = choice.take(miss)
+    me = self_actor.take(miss)
+    base = env.take(miss) * ent.groups_per_env
+    for _ in range(LOOKAHEAD_HOPS):
+        if not np.count_nonzero(open_):
+            return
+        n = g.num_successors.take(cur)
+        nxt = g.successors[cur, ch % np.maximum(n, _I1)]
+        ok = open_ & (n > _I0)
+        nxt = np.where(ok, nxt, 0).astype(np.int32, copy=False)
+        sg = base + nxt
+        j = ent.keys.searchsorted(sg * g.entry_span - _F64_1, side="left")
+        h = ok & (ent.group.take(j) == sg) & (ent.actor.take(j) != me)
+        if np.count_nonzero(h):
+            at = miss[h]
+            leader[at] = ent.actor.take(j[h])
+            dist[at] = (covered + ent.s.take(j))[h]
+        covered = covered + g.lane_length.take(nxt)
+        open_ = ok & ~h & (covered < LOOKAHEAD_M)
+        cur = nxt
 
 
 def find_follower(

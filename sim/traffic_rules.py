@@ -49,6 +49,8 @@ class RoadRules:
     timing: LightTiming
 
 
+JUNCTION_ENTRY_MPS = 8.3  # [m/s] 30 km/h: entry speed into a junction lane with conflicts
+
 _RULES: weakref.WeakKeyDictionary[R.LaneGraph, RoadRules] = weakref.WeakKeyDictionary()
 
 
@@ -102,11 +104,17 @@ def rule_accel(
     """
     v0, headway, min_gap, a_max, b_comf = behavior
     # Desired speed capped by the limit here and by the speed from which the next lane's limit
-    # is reached at b_comf (turns and ring roads are slower than the roads leading to them).
+    # is reached at b_comf (turns and ring roads are slower than the roads leading to them; a
+    # junction lane with conflicts counts as limited to JUNCTION_ENTRY_MPS).
     limit = R.interp(g, g.speed_limit, lane, s)
     nsucc = g.num_successors.take(lane)
     succ = g.successors[lane, choice % np.maximum(nsucc, 1)]
-    nxt = np.where(nsucc > 0, g.speed_limit.take(g.lane_start.take(np.maximum(succ, 0))), limit)
+    succ_c = np.maximum(succ, 0)
+    nxt = np.where(nsucc > 0, g.speed_limit.take(g.lane_start.take(succ_c)), limit)
+    # A connector with conflicting ones is entered at most at JUNCTION_ENTRY_MPS: from there a
+    # car can still stop (< 9 m at 4 m/s^2) when a conflicting one shows up.
+    contested = (nsucc > 0) & rules.junctions.contested.take(succ_c)
+    nxt = np.where(contested, np.minimum(nxt, JUNCTION_ENTRY_MPS), nxt)
     rest = g.lane_length.take(lane) - s
     v_cap = np.minimum(limit, np.sqrt(np.square(nxt) + 2.0 * b_comf * np.maximum(rest, 0.0)))
     slower = v_cap < v0

@@ -1222,6 +1222,11 @@ def _mobil(
     rules = rules_of(g)
     if rules is not None:  # never into a lane that tapers out (an on-ramp's acceleration lane)
         okl &= ~rules.junctions.ending.take(tgt_c)
+        # nor inside a junction, nor so late that the change would run into one
+        conn = rules.junctions.connector
+        into = conn.take(np.maximum(g.successors.take(tgt_c, axis=0)[:, 0], 0))
+        late = g.lane_length.take(lane) - s < v * f(beh.lc_duration)[ci]
+        okl &= ~conn.take(lane) & ~conn.take(tgt_c) & ~(into & late)
     s_t = R.map_to_neighbor(g, lane, s, tgt_c)
     nl, dnl = find_leader(ent, g, env, tgt_c, s_t, self_a, choice)
     nf, dnf = find_follower(ent, g, env, tgt_c, s_t, self_a)
