@@ -3,11 +3,14 @@ step, and lane ends that traffic must leave (tapered merge lanes).
 
 Model
 -----
-*Connectors* are the driving lanes of OpenDRIVE junction connecting roads. Two connectors of the
-same junction *conflict* when they leave from different lanes and either enter the same lane
-(a merge) or their centre lines come closer than ``CONFLICT_DIST_M`` (a crossing). For each
-conflicting pair ``(c, c')`` the table keeps ``clear_s``: the ``s`` on ``c'`` past which a
-vehicle's rear no longer blocks ``c`` (the last point of ``c'`` near ``c``, plus
+*Connectors* are the driving lanes of OpenDRIVE junction connecting roads. A *path* is the chain
+of connectors from an *entry* connector (entered from outside the junction) along first
+successors while they stay in the junction (CARLA's connecting roads often have several lane
+sections); conflicts, ranks and occupancy are per path, keyed by its entry. Two paths of the
+same junction *conflict* when they leave from different lanes and either merge (share a lane or
+their exit lane) or their centre lines come closer than ``CONFLICT_DIST_M`` (a crossing). For
+each conflicting pair ``(c, c')`` the table keeps ``clear_s``: the distance along ``c'`` past
+which a vehicle's rear no longer blocks ``c`` (the last point of ``c'`` near ``c``, plus
 ``CLEAR_MARGIN_M``; a merge: the end of ``c'``).
 
 Priority: every connector has a strict rank. Its turn class comes first (straight, i.e. a total
@@ -42,6 +45,7 @@ into one). Lanes that leave the map at full width are not dead ends: vehicles dr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,6 +86,8 @@ class JunctionTable:
     dead_end_s: F32
     ending: BoolArr  # a dead end, or a lane all of whose successors are dead ends
     contested: BoolArr  # a connector with at least one conflicting connector
+    path_of: I32  # (L,) the entry connector of the junction path a lane is on (-1 outside)
+    path_off: F32  # (L,) [m] where the lane starts along that path
 
     @property
     def num_connectors(self) -> int:
@@ -93,38 +99,82 @@ def _polyline(g: R.LaneGraph, lane: int) -> tuple[F32, F32, F32]:
     return g.x[a : a + n], g.y[a : a + n], g.s[a : a + n]
 
 
+def _paths(
+    g: R.LaneGraph, connector: BoolArr, jid: NDArray[np.object_]
+) -> tuple[list[int], dict[int, list[int]], I32, F32]:
+    """Junction paths: from each entry connector (entered from outside the junction) along
+    first successors while they stay in the junction. Returns (entries, lanes per entry,
+    path of each lane (its entry, -1 outside), offset of each lane's start along its path)."""
+    L = g.num_lanes
+    path_of = np.full(L, -1, np.int32)
+    path_off = np.zeros(L, np.float32)
+    entries = [
+        int(c)
+        for c in np.nonzero(connector)[0]
+        if not any(p >= 0 and connector[p] and jid[p] == jid[c] for p in g.predecessors[c])
+    ]
+    lanes_of: dict[int, list[int]] = {}
+    for e in entries:
+        path, off, cur = [], 0.0, e
+        while cur >= 0 and connector[cur] and jid[cur] == jid[e] and cur not in path:
+            path.append(cur)
+            if path_of[cur] < 0:
+                path_of[cur], path_off[cur] = e, off
+            off += float(g.lane_length[cur])
+            cur = int(g.successors[cur, 0])
+        lanes_of[e] = path
+    return entries, lanes_of, path_of, path_off
+
+
 def compile_junctions(model: OdrMap, g: R.LaneGraph) -> JunctionTable:
     """The :class:`JunctionTable` of a map (module docstring)."""
     L = g.num_lanes
     junction_of = {rd.num_id: rd.junction for rd in model.roads}
     jid = np.array([junction_of.get(int(r), "-1") for r in g.odr_road], dtype=object)
     connector = (jid != "-1") & (g.lane_type == R.LaneType.DRIVING)
-    end = g.lane_start + g.lane_npoints - 1
-    turn = np.angle(np.exp(1j * (g.heading[end] - g.heading[g.lane_start]).astype(np.float64)))
-    cls = np.where(np.abs(turn) < STRAIGHT_RAD, 2, np.where(turn < 0, 1, 0))
-    rank = (cls * (L + 1) + (L - np.arange(L))).astype(np.int32)
+    entries, lanes_of, path_of, path_off = _paths(g, connector, jid)
+    poly: dict[int, tuple[F32, F32, F32]] = {}
+    last_of: dict[int, int] = {}
+    for e, path in lanes_of.items():
+        xs, ys, ss = [], [], []
+        off = 0.0
+        for ln in path:
+            x, y, sl = _polyline(g, ln)
+            xs.append(x)
+            ys.append(y)
+            ss.append(sl + np.float32(off))
+            off += float(g.lane_length[ln])
+        poly[e] = (np.concatenate(xs), np.concatenate(ys), np.concatenate(ss))
+        last_of[e] = path[-1]
+    rank = np.zeros(L, np.int32)
+    for e, path in lanes_of.items():
+        h0 = float(g.heading[g.lane_start[e]])
+        last = path[-1]
+        h1 = float(g.heading[g.lane_start[last] + g.lane_npoints[last] - 1])
+        turn = math.remainder(h1 - h0, 2.0 * math.pi)
+        cls = 2 if abs(turn) < STRAIGHT_RAD else 1 if turn < 0 else 0
+        rank[e] = cls * (L + 1) + (L - e)
     found: dict[int, list[tuple[int, float]]] = {}
     by_junction: dict[str, list[int]] = {}
-    for li in np.nonzero(connector)[0]:
-        by_junction.setdefault(str(jid[li]), []).append(int(li))
-    for lanes in by_junction.values():
-        for c in lanes:
-            xc, yc, _ = _polyline(g, c)
+    for e in entries:
+        by_junction.setdefault(str(jid[e]), []).append(e)
+    for group in by_junction.values():
+        for c in group:
+            xc, yc, _ = poly[c]
             mine = found.setdefault(c, [])
-            for o in lanes:
+            pc = {int(p) for p in g.predecessors[c] if p >= 0}
+            exit_c = {int(q) for q in g.successors[last_of[c]] if q >= 0} | set(lanes_of[c])
+            for o in group:
                 if o == c:
                     continue
-                pc = {int(p) for p in g.predecessors[c] if p >= 0}
-                po = {int(p) for p in g.predecessors[o] if p >= 0}
-                if pc & po:
+                if pc & {int(p) for p in g.predecessors[o] if p >= 0}:
                     continue  # diverging from the same lane: car following orders them
-                sc = {int(p) for p in g.successors[c] if p >= 0}
-                so = {int(p) for p in g.successors[o] if p >= 0}
-                xo, yo, s_o = _polyline(g, o)
+                exit_o = {int(q) for q in g.successors[last_of[o]] if q >= 0} | set(lanes_of[o])
+                xo, yo, s_o = poly[o]
                 d = np.hypot(xo[:, None] - xc[None, :], yo[:, None] - yc[None, :]).min(1)
                 near = np.nonzero(d < CONFLICT_DIST_M)[0]
-                if sc & so:
-                    clear = float(g.lane_length[o]) + CLEAR_MARGIN_M
+                if exit_c & exit_o:  # they merge (inside the junction or onto its exit)
+                    clear = float(s_o[-1]) + CLEAR_MARGIN_M
                 elif near.size:
                     clear = float(s_o[near[-1]]) + CLEAR_MARGIN_M
                 else:
@@ -137,6 +187,7 @@ def compile_junctions(model: OdrMap, g: R.LaneGraph) -> JunctionTable:
         for k, (o, clear) in enumerate(lst):
             conflicts[c, k] = o
             clear_s[c, k] = clear
+    end = g.lane_start + g.lane_npoints - 1
     nsucc = g.num_successors
     dead_end = (nsucc == 0) & (g.width[end] < DEAD_END_WIDTH_M) & (g.lane_type == 0)
     dead_end_s = np.full(L, np.inf, np.float32)
@@ -148,7 +199,16 @@ def compile_junctions(model: OdrMap, g: R.LaneGraph) -> JunctionTable:
     ending = dead_end | ((nsucc > 0) & succ_dead.all(1))
     contested = connector & (conflicts >= 0).any(1)
     return JunctionTable(
-        connector, rank, dead_end, conflicts, clear_s, dead_end_s, ending, contested
+        connector,
+        rank,
+        dead_end,
+        conflicts,
+        clear_s,
+        dead_end_s,
+        ending,
+        contested,
+        path_of,
+        path_off,
     )
 
 
@@ -188,8 +248,9 @@ def yield_gap(
     # occupants: rearmost position per (env, connector); committed approachers sit before 0
     occ = np.full(B * L, np.inf, np.float32)
     m = on_conn | committed
-    idx = (rows + np.where(on_conn, lane, succ))[m]
-    rear = np.where(on_conn, s - 0.5 * length, -gap - length)[m]
+    path = table.path_of.take(lane)
+    idx = (rows + np.where(on_conn, path, succ))[m]
+    rear = np.where(on_conn, table.path_off.take(lane) + s - 0.5 * length, -gap - length)[m]
     np.minimum.at(occ, idx, rear.astype(np.float32, copy=False))
     # claims: first vehicles of approach lanes near the junction, not held by a light
     asking = approaching & first & ~committed & (gap < APPROACH_M)

@@ -117,6 +117,14 @@ def rule_accel(
     nxt = np.where(contested, np.minimum(nxt, JUNCTION_ENTRY_MPS), nxt)
     rest = g.lane_length.take(lane) - s
     v_cap = np.minimum(limit, np.sqrt(np.square(nxt) + 2.0 * b_comf * np.maximum(rest, 0.0)))
+    # ... and a contested junction one lane further on (towns chain short lanes and junctions)
+    n2 = g.num_successors.take(succ_c)
+    succ2 = np.maximum(g.successors[succ_c, choice % np.maximum(n2, 1)], 0)
+    contested2 = (nsucc > 0) & (n2 > 0) & rules.junctions.contested.take(succ2)
+    if np.count_nonzero(contested2):
+        rest2 = np.maximum(rest + g.lane_length.take(succ_c), 0.0)
+        cap2 = np.sqrt(JUNCTION_ENTRY_MPS**2 + 2.0 * b_comf * rest2)
+        v_cap = np.where(contested2, np.minimum(v_cap, cap2), v_cap)
     slower = v_cap < v0
     if np.count_nonzero(slower):
         free = idm_accel(
