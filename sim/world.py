@@ -498,7 +498,11 @@ def _draft(spec: ScenarioSpec, g: R.LaneGraph, rng: np.random.Generator) -> _Env
         legs = plan_through(g, start, points)
         assert legs is not None  # checked by ego_route_points
         route = section_chain(g, route_lanes(legs), s_ref0)
-        route_length = sum(leg.length_m for leg in legs)
+        # Progress is measured along the chain (reference s per section), so the route's length
+        # is where the goal sits on it (the planner's cost also counts 10 m per lane change).
+        goal_lane, goal_s = points[-1]
+        goal_ref = R.interp(g, g.s_ref, np.array([goal_lane]), np.array([goal_s], np.float32))
+        route_length = route[1][len(route[0]) - 1] + float(goal_ref[0])
     return _EnvDraft(
         fixed.cat(traffic),
         events,
@@ -1070,28 +1074,38 @@ def _take_chosen_branch(
     g: R.LaneGraph, proj: R.Projection, x: F32, y: F32, yaw: F32, lane0: I32, choice: I32
 ) -> R.Projection:
     """Where the ego crossed into a fork's branches, which overlap at first, match it to the
-    successor its route choice takes (the tracking projection tries the first successor
-    first) when that branch is as near (within ``BRANCH_TIE_M``)."""
+    branch its route choice takes (the tracking projection tries the first successor first)
+    when that branch is as near (within ``BRANCH_TIE_M``); a branch starting with lane sections
+    shorter than a step is followed through them (up to ``SHORT_HOPS`` lanes)."""
     nsucc = g.num_successors.take(lane0)
     want = g.successors[lane0, choice % np.maximum(nsucc, 1)]
     fork = (nsucc > 1) & (proj.lane != lane0) & (want >= 0) & (proj.lane != want)
-    fork &= (g.successors.take(lane0, axis=0) == proj.lane[:, None]).any(1)
     if not np.count_nonzero(fork):
         return proj
     i = np.nonzero(fork)[0]
-    alt = R.project_tracking(g, x[i], y[i], yaw[i], want[i].astype(np.int32), proj.s[i])
-    better = (alt.lane == want[i]) & (alt.distance <= proj.distance[i] + BRANCH_TIE_M)
-    if not np.count_nonzero(better):
-        return proj
-    j = i[better]
+    cand = want[i].astype(np.int32)
+    guess = proj.s[i]
     lane = proj.lane.copy()
-    lane[j] = alt.lane[better]
     f = [a.copy() for a in (proj.s, proj.d, proj.distance, proj.s_ref)]
-    for arr, new in zip(f, (alt.s, alt.d, alt.distance, alt.s_ref), strict=True):
-        arr[j] = new[better]
+    open_ = np.ones(i.size, np.bool_)
+    for _ in range(SHORT_HOPS):
+        alt = R.project_tracking(g, x[i], y[i], yaw[i], cand, guess)
+        better = open_ & (alt.lane == cand) & (alt.distance <= proj.distance[i] + BRANCH_TIE_M)
+        if np.count_nonzero(better):
+            j = i[better]
+            lane[j] = alt.lane[better]
+            for arr, new in zip(f, (alt.s, alt.d, alt.distance, alt.s_ref), strict=True):
+                arr[j] = new[better]
+        open_ &= ~better & (g.lane_length.take(cand) < SHORT_LANE_M)
+        open_ &= g.num_successors.take(cand) > 0
+        if not np.count_nonzero(open_):
+            break
+        cand = np.maximum(g.successors[cand, 0], 0).astype(np.int32)
+        guess = np.zeros(i.size, np.float32)
     return R.Projection(lane, f[0], f[1], f[2], f[3])
 
 
+SHORT_LANE_M = 2.0  # [m] lanes shorter than this are crossed within a step at town speeds
 _PAST_END_EPS = np.array(1e-3, np.float32)
 SHORT_HOPS = 3  # successor lanes tried past a lane end (CARLA towns have 5-100 cm sections)
 
