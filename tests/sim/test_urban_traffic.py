@@ -260,3 +260,44 @@ def test_urban_env_is_deterministic_and_batched_equals_single() -> None:
     np.testing.assert_array_equal(a, b)
     single = roll(1, 6)
     np.testing.assert_array_equal(a[:, 1:2], single)
+
+
+DEVTEST = ROOT / ".." / "shared" / "data" / "routes" / "leaderboard_v1" / "routes_devtest.xml"
+
+
+@pytest.mark.skipif(not DEVTEST.is_file(), reason="route data absent: ../shared/data/routes")
+def test_gendrive_run_drives_a_leaderboard_route(tmp_path: Path) -> None:
+    import csv
+    import io
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from gendrive.cli import CONFIG_DIR
+    from gendrive.config import RunConfig, register_configs
+    from gendrive.run import run
+
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            config_name="run",
+            overrides=[
+                "scenario=leaderboard",
+                f"route_file={DEVTEST}",
+                "route_id=0",
+                "episodes=1",
+                "num_envs=1",
+                "video.episodes=0",
+                "progress_bar=false",
+                "scenario.traffic.count=15",
+            ],
+        )
+    obj = OmegaConf.to_object(cfg)
+    assert isinstance(obj, RunConfig)
+    run(obj, tmp_path, log=io.StringIO())
+    with (tmp_path / "episodes.csv").open() as f:
+        row = next(csv.DictReader(f))
+    assert row["scenario"] == "leaderboard_Town01_0"
+    assert float(row["route_length_m"]) > 500.0
+    assert float(row["route_completion_pct"]) > 50.0  # it drives the route through junctions
+    assert "red_light" in row
