@@ -308,6 +308,11 @@ def evaluate(
     # Lateral half-extent of the ego's box across the lane.
     ext = _HALF * (nxt.width[:, 0] * np.abs(np.cos(he)) + nxt.length[:, 0] * np.abs(np.sin(he)))
     edge = (d + ext > left) | (d - ext < -right)
+    rules = rules_of(road)
+    if rules is not None and np.count_nonzero(edge):
+        # Inside a junction a connector's lane edges are not kerbs: the junction area is open
+        # between its lanes (CARLA counts kerbs and props there, not lane lines).
+        edge &= ~rules.junctions.connector.take(lane)
     beyond = nxt.lane_dist[:, 0] > np.abs(d) + _SLACK
     offr = (d > left) | (-d > right) | beyond
 
