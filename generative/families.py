@@ -31,9 +31,12 @@ Families (CARLA names in brackets)
   vehicle (a work-zone truck) and the adjacent lane carries a slow, dense platoon the ego must
   merge into. The simulator has no on-ramps yet, so a lane closure stands in for the lane end;
   the real merge comes with the maps work.
-- ``pedestrian_crossing`` (DynamicObjectCrossing) and ``red_light_runner``
-  (OppositeVehicleRunningRedLight) are registered but need pedestrians and junctions, which the
-  simulator does not have yet: asking for them raises :class:`FamilyError` saying so.
+- ``pedestrian_crossing`` (DynamicObjectCrossing): on a two-lane street a car is parked in the
+  right lane; a pedestrian steps out from in front of it (hidden behind it, as the ego sees it)
+  and walks across the ego's lane when the ego comes within the trigger gap.
+- ``red_light_runner`` (OppositeVehicleRunningRedLight) is registered but not playable yet:
+  it needs a vehicle that ignores its red light and a light plan set from the spec, which the
+  simulator's junctions do not offer yet; asking for it raises :class:`FamilyError`.
 - ``none``: unconditional traffic, the ego and background traffic only.
 
 Background traffic comes from a :class:`generative.sampling.TrafficSampler` (the learned model)
@@ -237,6 +240,7 @@ class ScenarioFamily:
     carla: str = ""
     min_lanes: int = 1
     params: Any = None
+    default_road: RoadSpec | None = None  # None: :data:`DEFAULT_ROAD`
 
     def build(
         self, p: dict[str, float], rng: np.random.Generator, lay: _Layout
@@ -250,7 +254,8 @@ class ScenarioFamily:
         road: RoadSpec | None = None,
         background: TrafficSampler | None = None,
     ) -> ScenarioSpec:
-        """One scenario at ``difficulty`` in [0, 1] on ``road`` (default :data:`DEFAULT_ROAD`).
+        """One scenario at ``difficulty`` in [0, 1] on ``road`` (default: the family's
+        ``default_road``, else :data:`DEFAULT_ROAD`).
 
         Raises:
             FamilyError: bad difficulty, a road the family does not fit on, or a background
@@ -267,7 +272,7 @@ class ScenarioFamily:
     ) -> tuple[ScenarioSpec, dict[str, Any]]:
         """:meth:`sample`, also returning the drawn parameters (for ``summary.json``)."""
         d = check_difficulty(difficulty)
-        lay = _layout(road or DEFAULT_ROAD, self.name, self.min_lanes)
+        lay = _layout(road or self.default_road or DEFAULT_ROAD, self.name, self.min_lanes)
         p = draw_params(self.params, rng, d)
         density = p.pop("density")
         draft = self.build(p, rng, lay)
@@ -577,6 +582,76 @@ class MergeIntoSlow(ScenarioFamily):
         return _Draft(EgoSpec(lane=ego_lane, s=s_ego, speed=v), [truck, *platoon], zones, params)
 
 
+# -- pedestrian_crossing -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PedestrianCrossingParams:
+    """Parameters of ``pedestrian_crossing`` (easy -> critical)."""
+
+    ego_speed_frac: Range = Range((0.7, 0.8), (0.95, 1.0), "-")  # / the road's speed limit
+    trigger_gap: Range = Range((40.0, 55.0), (12.0, 18.0), "m")  # ego distance that starts it
+    walk_speed: Range = Range((1.0, 1.4), (2.2, 3.0), "m/s")  # walking ... to running
+    density: Range = Range((2.0, 4.0), (4.0, 8.0), "veh/km/lane")
+
+
+URBAN_ROAD = RoadSpec(
+    kind="straight", num_lanes=2, lane_width=3.5, speed_limit=13.9, length=700.0
+)  # a two-lane one-way street at 50 km/h (ScenarioRunner plays DynamicObjectCrossing in towns)
+PEDESTRIAN_EDGE_M = 0.9  # [m] the walker's centre this far right of the ego lane's right edge
+PARKED_CAR_AHEAD_M = 1.0  # [m] gap from the parked car's front bumper to the pedestrian
+
+
+class PedestrianCrossing(ScenarioFamily):
+    name = "pedestrian_crossing"
+    description = (
+        "a pedestrian steps out from in front of a car parked in the right lane and crosses "
+        "the ego's lane when the ego comes within the trigger gap"
+    )
+    carla = "DynamicObjectCrossing"
+    min_lanes = 2
+    params = PedestrianCrossingParams()
+    default_road = URBAN_ROAD
+
+    def build(self, p: dict[str, float], rng: np.random.Generator, lay: _Layout) -> _Draft:
+        # The parked car (the occluder) stands in the rightmost lane; the ego drives in the
+        # lane to its left, so the pedestrian appears from behind the car, as seen by the ego.
+        kerb_lane = lay.lanes[-1]
+        ego_lane = kerb_lane + 1
+        v = p["ego_speed_frac"] * lay.road.speed_limit
+        s_ego = lay.s(self.name, "ego", EGO_START_S_M)
+        # The walker stands where the ego reaches it a few seconds after the start, in the
+        # parked lane just in front of the parked car, at the edge of the ego's lane.
+        ahead = max(2.0 * p["trigger_gap"], 80.0)
+        s_ped = lay.s(self.name, "pedestrian", s_ego + ahead)
+        s_car = lay.s(self.name, "parked car", s_ped - PARKED_CAR_AHEAD_M - 0.5 * CAR_LENGTH_M)
+        parked = ActorSpec(lane=kerb_lane, s=s_car, speed=0.0, behavior=_leader(0.0))
+        # Placed in the ego lane's coordinates (the lane it crosses, which it blocks for
+        # drivers once it is about to step in), physically in the parked lane.
+        walker = ActorSpec(
+            type="pedestrian",
+            lane=ego_lane,
+            s=s_ped,
+            d=-(0.5 * lay.road.lane_width + PEDESTRIAN_EDGE_M),
+            speed=0.0,
+            length=0.5,
+            width=0.6,
+            events=(
+                EventSpec(
+                    action="cross",
+                    trigger="ego_gap",
+                    at=p["trigger_gap"],
+                    target_speed=p["walk_speed"],
+                    direction="left",
+                ),
+            ),
+        )
+        lo, hi = s_ego - CLEAR_BEHIND_M, s_ped + CLEAR_AHEAD_M
+        zones = lay.zone(ego_lane, lo, hi) + lay.zone(kerb_lane, lo, hi)
+        params = {**p, "ego_lane": ego_lane, "kerb_lane": kerb_lane, "pedestrian_s": s_ped}
+        return _Draft(EgoSpec(lane=ego_lane, s=s_ego, speed=v), [parked, walker], zones, params)
+
+
 # -- unconditional traffic ---------------------------------------------------------------------
 
 
@@ -638,12 +713,7 @@ FAMILIES: dict[str, ScenarioFamily] = {
         SlowLeader(),
         TrafficJamEnd(),
         MergeIntoSlow(),
-        NeedsSimulatorFeature(
-            "pedestrian_crossing",
-            "a pedestrian crosses from behind a parked obstacle",
-            "DynamicObjectCrossing",
-            "pedestrians",
-        ),
+        PedestrianCrossing(),
         NeedsSimulatorFeature(
             "red_light_runner",
             "an opposite vehicle runs a red light at a junction",

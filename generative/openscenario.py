@@ -267,6 +267,7 @@ class _Placed:
     behavior: BehaviorSpec | None
     events: tuple[EventSpec, ...] = ()
     role: str = "scripted"
+    kind: str = "vehicle"  # ActorSpec.type: vehicle | pedestrian
 
 
 def _background(spec: ScenarioSpec, traffic_seed: int | None) -> list[_Placed]:
@@ -330,6 +331,21 @@ def _vehicle(p: _Placed) -> Any:
     return veh
 
 
+PEDESTRIAN_MASS_KG = 80.0  # [kg] an adult (OpenSCENARIO requires a mass)
+PEDESTRIAN_HEIGHT_M = 1.75  # [m] an adult
+
+
+def _pedestrian(p: _Placed) -> Any:
+    from scenariogeneration import xosc
+
+    bb = xosc.BoundingBox(p.width, p.length, PEDESTRIAN_HEIGHT_M, 0.0, 0.0, PEDESTRIAN_HEIGHT_M / 2)
+    ped = xosc.Pedestrian(
+        "pedestrian", PEDESTRIAN_MASS_KG, xosc.PedestrianCategory.pedestrian, bb, "walker"
+    )
+    ped.add_property(BEHAVIOR_PREFIX + "role", p.role)
+    return ped
+
+
 def _time_trigger(name: str, t: float, rule: Any = None, point: str = "start") -> Any:
     from scenariogeneration import xosc
 
@@ -365,7 +381,17 @@ def export_xosc(
     placed = [_Placed("Ego", e.road, e.lane, e.s, e.d, e.speed, e.length, e.width, None, (), "ego")]
     placed += [
         _Placed(
-            f"actor{i}", a.road, a.lane, a.s, a.d, a.speed, a.length, a.width, a.behavior, a.events
+            f"actor{i}",
+            a.road,
+            a.lane,
+            a.s,
+            a.d,
+            a.speed,
+            a.length,
+            a.width,
+            a.behavior if a.type == "vehicle" else None,
+            a.events,
+            kind=a.type,
         )
         for i, a in enumerate(spec.actors)
     ]
@@ -381,10 +407,19 @@ def export_xosc(
     init = xosc.Init()
     step = xosc.TransitionDynamics(xosc.DynamicsShapes.step, xosc.DynamicsDimension.time, 0)
     for p in placed:
-        entities.add_scenario_object(p.name, _vehicle(p))
-        init.add_init_action(
-            p.name, xosc.TeleportAction(xosc.LanePosition(p.s, p.d, p.lane, p.road))
-        )
+        if p.kind == "pedestrian":
+            entities.add_scenario_object(p.name, _pedestrian(p))
+            # A crosser faces across the road (relative heading +-90 degrees) and its cross
+            # event is a speed action: it walks along that heading, as ScenarioRunner's
+            # DynamicObjectCrossing scripts its walker.
+            cross = [ev for ev in p.events if ev.action == "cross"]
+            h = math.pi / 2 if not cross or cross[0].direction == "left" else -math.pi / 2
+            heading = xosc.Orientation(h=h, reference=xosc.ReferenceContext.relative)
+            pos = xosc.LanePosition(p.s, p.d, p.lane, p.road, orientation=heading)
+        else:
+            entities.add_scenario_object(p.name, _vehicle(p))
+            pos = xosc.LanePosition(p.s, p.d, p.lane, p.road)
+        init.add_init_action(p.name, xosc.TeleportAction(pos))
         init.add_init_action(p.name, xosc.AbsoluteSpeedAction(p.speed, step))
 
     story = xosc.Story("gendrive")
@@ -426,6 +461,8 @@ def export_xosc(
                 action: Any = xosc.RelativeLaneChangeAction(
                     1 if evs.direction == "left" else -1, p.name, dyn
                 )
+            elif evs.action == "cross":  # walk off at once along the crossing heading
+                action = xosc.AbsoluteSpeedAction(evs.target_speed, step)
             else:
                 target = 0.0 if evs.action == "stop" else evs.target_speed
                 action = xosc.AbsoluteSpeedAction(
@@ -763,6 +800,8 @@ class _Entity:
     d: float = 0.0
     speed: float = 0.0
     events: list[EventSpec] = field(default_factory=list)
+    kind: str = "vehicle"  # ActorSpec.type
+    heading: float = 0.0  # [rad] relative to the lane (pedestrians face across it)
 
 
 def _catalog_vehicle(doc: _Doc, ref: ET.Element) -> tuple[ET.Element, dict[str, str]]:
@@ -803,8 +842,8 @@ def _entities(doc: _Doc) -> list[_Entity]:
         local: dict[str, str] = {}
         if obj.tag == "CatalogReference":
             obj, local = _catalog_vehicle(doc, obj)
-        if obj.tag != "Vehicle":
-            raise doc.fail(obj, f"{obj.tag} entities are not in the simulator yet (vehicles only)")
+        if obj.tag not in ("Vehicle", "Pedestrian"):
+            raise doc.fail(obj, f"{obj.tag} entities are not supported (vehicles, pedestrians)")
         dims = obj.find("BoundingBox/Dimensions")
         centre = obj.find("BoundingBox/Center")
         if dims is None or centre is None:
@@ -826,6 +865,7 @@ def _entities(doc: _Doc) -> list[_Entity]:
                 num(centre, "x"),
                 props,
                 so,
+                kind="pedestrian" if obj.tag == "Pedestrian" else "vehicle",
             )
         )
     if not out:
@@ -1009,20 +1049,7 @@ def import_xosc(path: str | Path) -> ScenarioSpec:
             "width": ego.width,
             "route_length": route_length,
         },
-        "actors": [
-            {
-                "lane": e.lane,
-                "s": e.s,
-                "d": e.d,
-                "speed": e.speed,
-                "length": e.length,
-                "width": e.width,
-                "behavior": _plain(_behavior(e.props, e.speed)),
-                "events": [_plain(x) for x in e.events],
-            }
-            for e in ents
-            if e is not ego
-        ],
+        "actors": [_actor_data(e) for e in ents if e is not ego],
         "time_limit_s": time_limit,
         "seed": int(seed) if seed is not None else None,
     }
@@ -1030,6 +1057,30 @@ def import_xosc(path: str | Path) -> ScenarioSpec:
         return spec_from_dict(data, source=str(doc.path))
     except SpecError as e:
         raise OpenScenarioError(str(e)) from None
+
+
+def _actor_data(e: _Entity) -> dict[str, Any]:
+    """An imported entity as ActorSpec data; a pedestrian's speed actions are its crossing."""
+    data: dict[str, Any] = {
+        "type": e.kind,
+        "lane": e.lane,
+        "s": e.s,
+        "d": e.d,
+        "speed": e.speed,
+        "length": e.length,
+        "width": e.width,
+        "events": [_plain(x) for x in e.events],
+    }
+    if e.kind == "vehicle":
+        data["behavior"] = _plain(_behavior(e.props, e.speed))
+        return data
+    side = "left" if e.heading >= 0.0 else "right"
+    data["events"] = [
+        {**x, "action": "cross", "direction": side, "decel": EventSpec().decel}
+        for x in data["events"]
+        if x["action"] == "set_speed" and x["target_speed"] > 0.0
+    ]
+    return data
 
 
 def _plain(v: Any) -> Any:
@@ -1058,7 +1109,11 @@ def _place(
         raise doc.fail(tp, "expected one Position")
     p = pos[0]
     for o in p.findall("Orientation"):
-        if abs(doc.num(o, "h", 0.0)) > 1e-9 or abs(doc.num(o, "p", 0.0)) > 1e-9:
+        h = doc.num(o, "h", 0.0)
+        across = e.kind == "pedestrian" and o.get("type") == "relative"
+        if across and abs(abs(h) - math.pi / 2) < 1e-3:
+            e.heading = h  # a pedestrian facing across the road
+        elif abs(h) > 1e-9 or abs(doc.num(o, "p", 0.0)) > 1e-9:
             raise doc.fail(o, "a heading other than the lane's is not supported")
     if p.tag == "LanePosition":
         road_id = int(doc.num(p, "roadId"))

@@ -284,15 +284,15 @@ def test_unsupported_elements_are_named_by_their_xml_path(tmp_path: Path) -> Non
     ):
         import_xosc(_broken(tmp_path, controller))
 
-    def pedestrian(root: ET.Element) -> None:
+    def misc_object(root: ET.Element) -> None:
         so = root.find("Entities/ScenarioObject[@name='actor0']")
         assert so is not None
-        so[0].tag = "Pedestrian"
+        so[0].tag = "MiscObject"
 
     with pytest.raises(
-        OpenScenarioError, match=r"ScenarioObject\[actor0\]/Pedestrian.*vehicles only"
+        OpenScenarioError, match=r"ScenarioObject\[actor0\]/MiscObject.*vehicles, pedestrians"
     ):
-        import_xosc(_broken(tmp_path, pedestrian))
+        import_xosc(_broken(tmp_path, misc_object))
 
 
 @needs_data
@@ -348,3 +348,18 @@ def test_slow_preceding_vehicle_imports_and_runs() -> None:
 def test_unsupported_examples_fail_naming_the_element(path: Path, match: str) -> None:
     with pytest.raises(OpenScenarioError, match=match):
         import_xosc(path)
+
+
+def test_a_crossing_pedestrian_exports_as_a_pedestrian_and_round_trips(tmp_path: Path) -> None:
+    spec = get_family("pedestrian_crossing").sample(np.random.default_rng(4), 0.6)
+    xosc, _ = export_xosc(spec, tmp_path)
+    root = ET.parse(xosc).getroot()
+    (walker,) = root.findall("Entities/ScenarioObject/Pedestrian")
+    assert walker.get("pedestrianCategory") == "pedestrian"
+    (h,) = {o.get("h") for o in root.iter("Orientation") if o.get("type") == "relative"}
+    assert float(h) == pytest.approx(np.pi / 2)  # faces across the road, to the left
+    back = import_xosc(xosc)
+    _close(
+        [_plain(a) for a in back.actors if a.type == "pedestrian"],
+        [_plain(a) for a in spec.actors if a.type == "pedestrian"],
+    )
