@@ -39,6 +39,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
+from sim import pedestrians as P
 from sim import road as R
 from sim.collision import ego_collisions
 from sim.fuel import FuelParams, Vehicle, energy_rate, fuel_rate_flat
@@ -223,10 +224,12 @@ def ego_leader(state: WorldState, road: R.LaneGraph) -> tuple[F32, F32, NDArray[
         return _no_leader(B)
     lane0 = state.lane[:, :1]
     s0 = state.s[:, :1]
-    # Candidates are the other actors: columns 1.. (the ego never leads itself).
+    # Candidates are the other actors: columns 1.. (the ego never leads itself). A pedestrian
+    # on the kerb or sidewalk beside the ego's lane is not in its path (as for traffic).
+    valid = state.valid if state.walk_d_speed is None else P.listed(state, road)
     lane, s = state.lane[:, 1:], state.s[:, 1:]
     L = road.lane_length.take(lane0)
-    same = state.valid[:, 1:] & ((lane == lane0) | (state.lc_target[:, 1:] == lane0))
+    same = valid[:, 1:] & ((lane == lane0) | (state.lc_target[:, 1:] == lane0))
     ds = s - s0
     succ = road.successors[:, 0].take(lane0)
     ring = succ == lane0
@@ -239,7 +242,7 @@ def ego_leader(state: WorldState, road: R.LaneGraph) -> tuple[F32, F32, NDArray[
     if n_ring == B:  # a ring lane's successor is itself: nobody is on a distinct successor
         dist = np.where(same & (ds > _F0), ds, _INF)
     else:
-        on_succ = state.valid[:, 1:] & (lane == succ) & (succ >= 0) & ~ring
+        on_succ = valid[:, 1:] & (lane == succ) & (succ >= 0) & ~ring
         dist = np.where(same & (ds > _F0), ds, np.where(on_succ, L - s0 + s, _INF))
     # Gathers by flat index (row offset + column): 2-D fancy indexing costs ~3x more at B=1.
     j = dist.argmin(axis=1)

@@ -94,3 +94,28 @@ def test_a_pedestrian_spec_is_placed_on_the_kerb_with_a_cross_event() -> None:
         spec_from_dict({"actors": [{"type": "vehicle", "events": [{"action": "cross"}]}]})
     with pytest.raises(SpecError, match=r"actors\[0\]\.d: expected -3\.0 to 3\.0 m for a veh"):
         spec_from_dict({"actors": [{"d": 7.0}]})
+
+
+def test_a_pedestrian_on_the_kerb_is_not_the_egos_leader_one_in_the_lane_is() -> None:
+    """TTC and headway measure what is in the ego's path: a walker waiting on the kerb beside
+    the ego's lane is not its leader; the same walker standing in the lane is."""
+    from sim import world
+    from sim.metrics import ego_leader
+    from sim.scenario import ActorSpec, EgoSpec, RoadSpec, ScenarioSpec, TrafficSpec, build_road
+
+    def leader(d: float) -> int:
+        walker = ActorSpec(
+            type="pedestrian", lane=-1, s=80.0, d=d, speed=0.0, length=0.5, width=0.6
+        )
+        spec = ScenarioSpec(
+            road=RoadSpec(num_lanes=2, length=400.0),
+            ego=EgoSpec(lane=-1, s=30.0, speed=10.0, route_length=200.0),
+            actors=(walker,),
+            traffic=TrafficSpec(count=0),
+        )
+        g = build_road(spec.road)
+        st = world.reset([spec], g, [np.random.default_rng(0)])
+        return int(ego_leader(st, g)[2][0])
+
+    assert leader(3.5) == -1  # on the kerb left of the (leftmost) lane
+    assert leader(0.0) == 1  # in the lane, right ahead
