@@ -103,45 +103,15 @@ def road_segments(road: RoadSpec) -> tuple[list[R.Segment], bool]:
     """The reference line of a procedural road as segments, and whether it is closed.
 
     The same pieces :func:`sim.scenario.build_road` hands to :func:`sim.road.build_highway`
-    (``curved`` is the S-bend of :func:`sim.road.curved_highway`).
+    (``curved`` is the S-bend of :func:`sim.road.curved_highway`); one definition, in
+    :func:`sim.opendrive.road_spec_segments`.
     """
-    if road.kind == "straight":
-        return [R.Segment.line(road.length)], False
-    if road.kind == "ring":
-        return [R.Segment.arc(2 * math.pi * road.radius, 1.0 / road.radius)], True
-    if road.kind == "curved":
-        k = 1.0 / road.radius
-        t = road.transition
-        arc = math.pi / 4 / k - t
-        bend = (
-            [R.Segment.arc(arc, k)]
-            if t == 0
-            else [
-                R.Segment.spiral(t, 0.0, k),
-                R.Segment.arc(arc, k),
-                R.Segment.spiral(t, k, 0.0),
-            ]
-        )
-        mirror = [R.Segment(sg.length, -sg.k0, -sg.k1) for sg in bend]
-        straight = (road.length - 2 * (2 * t + arc)) / 3.0
-        return [
-            R.Segment.line(straight),
-            *bend,
-            R.Segment.line(straight),
-            *mirror,
-            R.Segment.line(straight),
-        ], False
-    if road.kind == "segments":
-        out = []
-        for sg in road.segments:
-            if sg.type == "line":
-                out.append(R.Segment.line(sg.length))
-            elif sg.type == "arc":
-                out.append(R.Segment.arc(sg.length, sg.curvature))
-            else:
-                out.append(R.Segment.spiral(sg.length, sg.curvature, sg.curvature_end))
-        return out, False
-    raise OpenScenarioError(f"road.kind: no OpenDRIVE writer for {road.kind!r}")
+    from sim.opendrive import OpenDriveError, road_spec_segments
+
+    try:
+        return road_spec_segments(road)
+    except OpenDriveError:
+        raise OpenScenarioError(f"road.kind: no OpenDRIVE writer for {road.kind!r}") from None
 
 
 def _write_atomic(write: Any, path: Path) -> None:
