@@ -270,33 +270,10 @@ def test_console_devices_once(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # a listing writes nothing
 
 
-# The smallest PPO run (as tests/test_evaluate.py): lane keeping on one empty lane, one update.
-TINY_TRAIN = [
-    "scenario.road.num_lanes=1",
-    "scenario.ego.lane=-1",
-    "scenario.traffic.count=0",
-    "scenario.ego.route_length=300",
-    "scenario.ego.speed=15",
-    "ppo=small",
-    "ppo.num_envs=8",
-    "ppo.num_steps=32",
-    "eval_episodes=2",
-    "eval_every=1",
-    "progress_bar=false",
-    "total_steps=256",
-]
-
-
-def test_a_trained_checkpoint_drives_and_the_human_takes_over(tmp_path: Path) -> None:
-    from gendrive.train import train
-    from gendrive.train_config import TrainConfig
-
-    register_configs()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        tcfg = OmegaConf.to_object(compose(config_name="train", overrides=TINY_TRAIN))
-    assert isinstance(tcfg, TrainConfig)
-    run = tmp_path / "train"
-    train(tcfg, run, log=StringIO())
+def test_a_trained_checkpoint_drives_and_the_human_takes_over(
+    train_run: Path, tmp_path: Path
+) -> None:
+    run = train_run
 
     trace = tmp_path / "t.jsonl"
     lines = [{"t": k * DT} for k in range(20)]

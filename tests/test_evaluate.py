@@ -26,28 +26,11 @@ from gendrive.evaluate import (
     run_episodes,
 )
 from gendrive.evaluate_config import EvaluateConfig
-from gendrive.train import train
-from gendrive.train_config import TrainConfig
 from policy.load import PolicyError, PPODriver, load_driver
 from sim.scenario import SpecError
 
 EXE = Path(sys.executable).parent / "gendrive"
 SUITES = sorted(p.stem for p in (Path(CONFIG_DIR) / "eval").glob("*.yaml"))
-# As tests/test_train.py: lane keeping on one empty lane, the smallest PPO setup (one update).
-TINY_TRAIN = [
-    "scenario.road.num_lanes=1",
-    "scenario.ego.lane=-1",
-    "scenario.traffic.count=0",
-    "scenario.ego.route_length=300",
-    "scenario.ego.speed=15",
-    "ppo=small",
-    "ppo.num_envs=8",
-    "ppo.num_steps=32",
-    "eval_episodes=2",
-    "eval_every=1",
-    "progress_bar=false",
-    "total_steps=256",
-]
 
 
 def _compose(overrides: list[str]) -> EvaluateConfig:
@@ -57,21 +40,6 @@ def _compose(overrides: list[str]) -> EvaluateConfig:
     obj = OmegaConf.to_object(cfg)
     assert isinstance(obj, EvaluateConfig)
     return obj
-
-
-@pytest.fixture(scope="module")
-def train_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A train run directory with checkpoints/best.pt and updates.csv (one PPO update)."""
-    register_configs()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=TINY_TRAIN)
-    typed = OmegaConf.to_object(cfg)
-    assert isinstance(typed, TrainConfig)
-    run_dir = tmp_path_factory.mktemp("train") / "run"
-    with (run_dir.parent / "log.txt").open("w") as log:
-        train(typed, run_dir, log=log)
-    assert (run_dir / "checkpoints" / "best.pt").is_file()
-    return run_dir
 
 
 @pytest.mark.parametrize("name", SUITES)
