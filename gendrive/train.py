@@ -204,7 +204,9 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
 
         t_bc = time.perf_counter()
         warm_start(trainer.agent, trainer.obs_rms if p.norm_obs else None, env,
-                   RuleBasedDriver(RuleBasedParams(lane_change=cfg.bc.expert_lane_change),
+                   RuleBasedDriver(RuleBasedParams(lane_change=cfg.bc.expert_lane_change,
+                                                   speed_factor=cfg.bc.expert_speed_factor,
+                                                   a_max=cfg.bc.expert_a_max),
                                    vehicle=env.params.vehicle), cfg.bc, cfg.seed, p.gamma,
                    p.obs_clip, log=bc_log)  # fmt: skip
         bc_time = time.perf_counter() - t_bc
