@@ -50,6 +50,7 @@ KEY_PARAMS: dict[str, tuple[str, ...]] = {
     "slow_leader": ("reveal_gap", "rel_speed"),
     "traffic_jam_end": ("jam_gap", "jam_speed"),
     "merge_into_slow": ("closure_gap", "platoon_speed", "platoon_gap"),
+    "red_light_runner": ("arrival_lag", "reveal_dist", "runner_speed_frac"),
     "none": ("density",),
 }
 UNITS = {
@@ -66,6 +67,9 @@ UNITS = {
     "platoon_speed": "m/s",
     "platoon_gap": "m",
     "density": "/km/lane",
+    "arrival_lag": "s",
+    "reveal_dist": "m",
+    "runner_speed_frac": "",
 }
 
 

@@ -34,9 +34,11 @@ Families (CARLA names in brackets)
 - ``pedestrian_crossing`` (DynamicObjectCrossing): on a two-lane street a car is parked in the
   right lane; a pedestrian steps out from in front of it (hidden behind it, as the ego sees it)
   and walks across the ego's lane when the ego comes within the trigger gap.
-- ``red_light_runner`` (OppositeVehicleRunningRedLight) is registered but not playable yet:
-  it needs a vehicle that ignores its red light and a light plan set from the spec, which the
-  simulator's junctions do not offer yet; asking for it raises :class:`FamilyError`.
+- ``red_light_runner`` (OppositeVehicleRunningRedLight): on a signalised 4-way intersection the
+  ego crosses straight on green while a car on a perpendicular arm runs its red light
+  (``BehaviorSpec.ignore_lights``), timed to reach the crossing point just before the ego; the
+  light plan is fixed from the spec (``LightsSpec.offset_s``) so the ego has green and the runner
+  red.
 - ``none``: unconditional traffic, the ego and background traffic only.
 
 Background traffic comes from a :class:`generative.sampling.TrafficSampler` (the learned model)
@@ -63,6 +65,7 @@ from sim.scenario import (
     BehaviorSpec,
     EgoSpec,
     EventSpec,
+    LightsSpec,
     RoadSpec,
     ScenarioSpec,
     SpecError,
@@ -225,6 +228,7 @@ class _Draft:
     params: dict[str, Any]
     route_length: float = ROUTE_LENGTH_M
     time_limit_s: float = TIME_LIMIT_S
+    lane_km: float | None = None  # [km] lanes background traffic spreads over (None: road 0's)
 
 
 class ScenarioFamily:
@@ -241,11 +245,17 @@ class ScenarioFamily:
     min_lanes: int = 1
     params: Any = None
     default_road: RoadSpec | None = None  # None: :data:`DEFAULT_ROAD`
+    takes_background: bool = True  # False: only the simulator's own traffic fits its road
 
     def build(
         self, p: dict[str, float], rng: np.random.Generator, lay: _Layout
     ) -> _Draft:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def check_road(self, road: RoadSpec) -> RoadSpec:
+        """The road to sample on; a family that needs a kind of road raises
+        :class:`FamilyError` here (default: any road, as given)."""
+        return road
 
     def sample(
         self,
@@ -272,13 +282,14 @@ class ScenarioFamily:
     ) -> tuple[ScenarioSpec, dict[str, Any]]:
         """:meth:`sample`, also returning the drawn parameters (for ``summary.json``)."""
         d = check_difficulty(difficulty)
-        lay = _layout(road or self.default_road or DEFAULT_ROAD, self.name, self.min_lanes)
+        road = self.check_road(road or self.default_road or DEFAULT_ROAD)
+        lay = _layout(road, self.name, self.min_lanes)
         p = draw_params(self.params, rng, d)
         density = p.pop("density")
         draft = self.build(p, rng, lay)
         seed = int(rng.integers(2**31 - 1))
         ego = dataclasses.replace(draft.ego, route_length=draft.route_length)
-        if not lay.closed and ego.s + ego.route_length > lay.length:
+        if not (lay.closed or ego.waypoints) and ego.s + ego.route_length > lay.length:
             raise FamilyError(
                 f"family '{self.name}': the route ends at s={ego.s + ego.route_length:.1f} m, "
                 f"past the road's end ({lay.length:.1f} m); use a longer road"
@@ -287,6 +298,12 @@ class ScenarioFamily:
         traffic = TrafficSpec()
         span = (0.0, lay.length)
         if background is not None:
+            if not self.takes_background:
+                raise FamilyError(
+                    f"family '{self.name}': background samplers place traffic on one-road "
+                    f"highways, not on its {lay.road.kind!r}; use background=random (the "
+                    "simulator's own traffic)"
+                )
             extra = background.sample_traffic(
                 lay.road,
                 rng,
@@ -297,7 +314,10 @@ class ScenarioFamily:
             )
             actors += _checked_background(self.name, extra, draft.keep_clear, background)
         else:
-            count = round(density * len(lay.lanes) * (span[1] - span[0]) / 1000.0)
+            if draft.lane_km is not None:
+                count = round(density * draft.lane_km)
+            else:
+                count = round(density * len(lay.lanes) * (span[1] - span[0]) / 1000.0)
             traffic = TrafficSpec(
                 count=count,
                 keep_clear=tuple(draft.keep_clear),
@@ -652,6 +672,209 @@ class PedestrianCrossing(ScenarioFamily):
         return _Draft(EgoSpec(lane=ego_lane, s=s_ego, speed=v), [parked, walker], zones, params)
 
 
+# -- red_light_runner --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RedLightRunnerParams:
+    """Parameters of ``red_light_runner`` (easy -> critical)."""
+
+    ego_speed_frac: Range = Range((0.6, 0.8), (0.9, 1.0), "-")  # / the road's speed limit
+    runner_speed_frac: Range = Range((0.45, 0.6), (0.9, 1.0), "-")  # / the road's speed limit
+    arrival_lag: Range = Range((2.0, 3.5), (0.3, 1.2), "s")  # ego after the runner, at the crossing
+    reveal_dist: Range = Range((40.0, 55.0), (22.0, 30.0), "m")  # runner to its stop line at t=0
+    density: Range = Range((2.0, 4.0), (4.0, 8.0), "veh/km/lane")
+
+
+RLR_GREEN_SINCE_S = 1.0  # [s] at t = 0 the ego's light (phase 0: arms 0, 2) has been green this
+# long; the runner's (phase 1: arms 1, 3) turned red 1 s before that: a fresh red it runs
+RLR_OFFSET_S = RLR_GREEN_SINCE_S  # [s] RoadSpec.lights.offset_s giving that (phase 0 starts at 0)
+INTERSECTION_ROAD = RoadSpec(
+    kind="intersection",
+    num_lanes=1,
+    lane_width=3.5,
+    speed_limit=13.9,
+    arm_length=200.0,
+    lights=LightsSpec(offset_s=RLR_OFFSET_S),
+)  # a signalised 4-way junction of 50 km/h streets; arms long enough for the easy approaches
+EGO_MIN_STOP_LINE_M = 4.0  # [m] the ego's centre at least this far before its stop line
+EGO_MAX_STOP_LINE_M = 160.0  # [m] ... and at most this far (room behind it on a 200 m arm)
+RUNNER_MAX_STOP_LINE_M = 170.0  # [m] the runner's start at most this far from its stop line
+EGO_EXIT_M = 40.0  # [m] the ego's route ends this far down the far arm
+GREEN_MARGIN_S = 2.0  # [s] the ego is past its stop line this long before its green ends
+RLR_TIME_LIMIT_S = 30.0  # [s] the slowest easy approach is ~16 s
+
+
+def ego_arrival_s(dist_m: float, line_m: float, v_start: float, limit: float) -> float:
+    """[s] when the rule-based ego (:mod:`policy.rule_based` defaults, free road) has driven
+    ``dist_m`` from a start ``line_m`` before a stop line at ``v_start``.
+
+    Its demand is IDM free-road ``a (1 - (v / v_des)^4)`` towards ``v_des = min(limit, v_cap)``,
+    ``v_cap = sqrt(v_entry^2 + 2 b rest)`` before the line (it enters a contested junction lane
+    at ``JUNCTION_ENTRY_MPS``, :mod:`sim.traffic_rules`), the limit past it; Euler steps of the
+    simulator's 0.1 s.
+    """
+    from policy.rule_based import RuleBasedParams
+    from sim.traffic_rules import JUNCTION_ENTRY_MPS
+
+    rp = RuleBasedParams()
+    dt, x, v, t = 0.1, 0.0, v_start, 0.0
+    while x < dist_m and t < 120.0:
+        rest = line_m - x
+        v_des = limit
+        if rest > 0.0:
+            v_des = min(limit, math.sqrt(JUNCTION_ENTRY_MPS**2 + 2.0 * rp.b_comf * rest))
+        a = rp.a_max * (1.0 - (v / v_des) ** 4)
+        v = max(v + a * dt, 0.0)
+        x += v * dt
+        t += dt
+    return t
+
+
+class RedLightRunner(ScenarioFamily):
+    name = "red_light_runner"
+    description = (
+        "the ego crosses a signalised junction straight on green; a car on a perpendicular "
+        "arm runs its red light, timed to reach the crossing point with the ego"
+    )
+    carla = "OppositeVehicleRunningRedLight"
+    params = RedLightRunnerParams()
+    default_road = INTERSECTION_ROAD
+    takes_background = False
+
+    def build(self, p: dict[str, float], rng: np.random.Generator, lay: _Layout) -> _Draft:
+        road = lay.road
+        limit = road.speed_limit
+        n, w = road.num_lanes, road.lane_width
+        radius = road.junction_radius if road.junction_radius is not None else 8.0  # sim.urban's
+        H = n * w + radius  # junction centre to where the arms start
+        # The ego comes in on arm 0 or 2 (phase 0, green at t = 0), the runner on the arm to
+        # its left or right (phase 1, red). Lanes k = 1..n enter the junction; lane k's centre
+        # is (k - 1/2) w left of the arm's axis, so a runner from the left crosses the ego's
+        # path on the near side of the junction, one from the right on the far side.
+        ego_arm = int(_pick(rng, (0, 2)))
+        side = str(_pick(rng, ("left", "right")))
+        runner_arm = (ego_arm + (3 if side == "left" else 1)) % 4
+        ke, kr = int(rng.integers(1, n + 1)), int(rng.integers(1, n + 1))
+        near = side == "left"
+        d_ego = H - (kr - 0.5) * w if near else H + (kr - 0.5) * w  # junction edge -> crossing
+        d_run = H + (ke - 0.5) * w if near else H - (ke - 0.5) * w
+        v_run = p["runner_speed_frac"] * limit
+        s_run = p["reveal_dist"]
+        gap = -p["arrival_lag"]  # runner - ego arrival [s]
+        v_frac = p["ego_speed_frac"] * limit
+
+        def v_start(line: float) -> float:  # the ego starts no faster than its approach cap
+            from policy.rule_based import RuleBasedParams
+            from sim.traffic_rules import JUNCTION_ENTRY_MPS
+
+            b = RuleBasedParams().b_comf
+            return min(v_frac, math.sqrt(JUNCTION_ENTRY_MPS**2 + 2.0 * b * line))
+
+        def t_ego(line: float) -> float:
+            return ego_arrival_s(line + d_ego, line, v_start(line), limit)
+
+        target = (s_run + d_run) / v_run - gap
+        lo = EGO_MIN_STOP_LINE_M
+        hi = min(EGO_MAX_STOP_LINE_M, road.arm_length - 0.5 * EGO_LENGTH_M)
+        if target <= t_ego(lo) or target >= t_ego(hi):
+            # The ego cannot be placed for this timing: it starts at the nearest end and the
+            # runner's start moves to keep the arrival gap (reported in the parameters).
+            s_ego = lo if target <= t_ego(lo) else hi
+            s_run = v_run * (t_ego(s_ego) + gap) - d_run
+        else:
+            for _ in range(40):  # bisection: the ego's arrival time grows with its distance
+                mid = 0.5 * (lo + hi)
+                lo, hi = (mid, hi) if t_ego(mid) < target else (lo, mid)
+            s_ego = 0.5 * (lo + hi)
+        run_max = min(RUNNER_MAX_STOP_LINE_M, road.arm_length - 0.5 * CAR_LENGTH_M)
+        if not 0.5 * CAR_LENGTH_M < s_run <= run_max:
+            raise FamilyError(
+                f"family '{self.name}': no start for the runner fits the drawn timing "
+                f"(runner {s_run:.1f} m before its stop line); use a longer road.arm_length"
+            )
+        t_line = ego_arrival_s(s_ego, s_ego, v_start(s_ego), limit)
+        green_left = road.lights.green_s - RLR_GREEN_SINCE_S
+        if t_line > green_left - GREEN_MARGIN_S:
+            raise FamilyError(
+                f"family '{self.name}': the ego reaches its stop line at {t_line:.1f} s but its "
+                f"green ends at {green_left:.1f} s; use a longer road.lights.green_s"
+            )
+        ego = EgoSpec(
+            road=ego_arm,
+            lane=ke,
+            s=s_ego,
+            speed=v_start(s_ego),
+            waypoints=((float((ego_arm + 2) % 4), float(-ke), EGO_EXIT_M),),
+        )
+        runner = ActorSpec(
+            road=runner_arm,
+            lane=kr,
+            s=s_run,
+            speed=v_run,
+            behavior=BehaviorSpec(v0=v_run, lane_change=False, ignore_lights=True),
+        )
+        # Nobody in front of either of them on their approach lanes or on the lanes they
+        # leave on at the start.
+        zones: list[tuple[int, int, float, float]] = [
+            (ego_arm, ke, 0.0, s_ego + CLEAR_BEHIND_M),
+            (runner_arm, kr, 0.0, s_run + CLEAR_BEHIND_M),
+            ((ego_arm + 2) % 4, -ke, 0.0, EGO_EXIT_M + CLEAR_AHEAD_M),
+            ((runner_arm + 2) % 4, -kr, 0.0, CLEAR_AHEAD_M),
+        ]
+        params = {
+            **p,
+            "reveal_dist": s_run,
+            "ego_arm": ego_arm,
+            "ego_lane": ke,
+            "runner_arm": runner_arm,
+            "runner_lane": kr,
+            "runner_side": side,
+            "ego_stop_line_m": s_ego,
+            "runner_arrival_s": (s_run + d_run) / v_run,
+        }
+        return _Draft(
+            ego,
+            [runner],
+            zones,
+            params,
+            time_limit_s=RLR_TIME_LIMIT_S,
+            lane_km=_lane_km(lay),
+        )
+
+    def check_road(self, road: RoadSpec) -> RoadSpec:
+        if road.kind != "intersection" or road.signalised is False:
+            raise FamilyError(
+                f"family '{self.name}': needs a signalised 4-way junction (road.kind "
+                f"'intersection'), got road.kind {road.kind!r}"
+                + (" with signalised false" if road.signalised is False else "")
+            )
+        off = road.lights.offset_s
+        if off is None:
+            return dataclasses.replace(
+                road, lights=dataclasses.replace(road.lights, offset_s=RLR_OFFSET_S)
+            )
+        if off != RLR_OFFSET_S:
+            raise FamilyError(
+                f"family '{self.name}': road.lights.offset_s: the family times the ego's green "
+                f"and the runner's red with {RLR_OFFSET_S} s; got {off}"
+            )
+        return road
+
+
+def _lane_km(lay: _Layout) -> float:
+    """[km] driving lanes outside junctions (background traffic spreads over all of them)."""
+    from sim.road import LaneType
+    from sim.traffic_rules import rules_of
+
+    g = build_road(lay.road)
+    rules = rules_of(g)
+    lanes = g.lane_type == LaneType.DRIVING
+    if rules is not None:
+        lanes &= ~rules.junctions.connector
+    return float(g.lane_length[lanes].sum()) / 1000.0
+
+
 # -- unconditional traffic ---------------------------------------------------------------------
 
 
@@ -681,30 +904,6 @@ class TrafficOnly(ScenarioFamily):
         )
 
 
-# -- not yet possible --------------------------------------------------------------------------
-
-
-class NeedsSimulatorFeature(ScenarioFamily):
-    """A registered family the simulator cannot play yet; sampling it says what is missing."""
-
-    def __init__(self, name: str, description: str, carla: str, needs: str) -> None:
-        self.name = name
-        self.description = description
-        self.carla = carla
-        self.needs = needs
-
-    def sample_with_params(
-        self,
-        rng: np.random.Generator,
-        difficulty: float,
-        road: RoadSpec | None = None,
-        background: TrafficSampler | None = None,
-    ) -> tuple[ScenarioSpec, dict[str, Any]]:
-        raise FamilyError(
-            f"family '{self.name}' ({self.carla}) needs {self.needs} (not in the simulator yet)"
-        )
-
-
 FAMILIES: dict[str, ScenarioFamily] = {
     f.name: f
     for f in (
@@ -714,16 +913,11 @@ FAMILIES: dict[str, ScenarioFamily] = {
         TrafficJamEnd(),
         MergeIntoSlow(),
         PedestrianCrossing(),
-        NeedsSimulatorFeature(
-            "red_light_runner",
-            "an opposite vehicle runs a red light at a junction",
-            "OppositeVehicleRunningRedLight",
-            "junctions and traffic lights",
-        ),
+        RedLightRunner(),
         TrafficOnly(),
     )
 }
-PLAYABLE = tuple(k for k, f in FAMILIES.items() if not isinstance(f, NeedsSimulatorFeature))
+PLAYABLE = tuple(FAMILIES)  # every registered family plays in the embedded simulator
 
 
 def get_family(name: str) -> ScenarioFamily:

@@ -859,7 +859,7 @@ def _behavior(props: dict[str, str], speed: float) -> BehaviorSpec:
     for f in fields(BehaviorSpec):
         raw = props.get(BEHAVIOR_PREFIX + f.name)
         if raw is not None:
-            kw[f.name] = raw == "true" if f.name == "lane_change" else float(raw)
+            kw[f.name] = raw == "true" if isinstance(f.default, bool) else float(raw)
     if not kw:  # an OpenSCENARIO vehicle keeps its speed and lane unless the story says so
         kw = {"v0": speed, "lane_change": False}
     return replace(BehaviorSpec(), **kw)

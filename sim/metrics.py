@@ -45,7 +45,7 @@ from sim.collision import ego_collisions
 from sim.fuel import FuelParams, Vehicle, energy_rate, fuel_rate_flat
 from sim.scores import BLOCKED_TIME_S, ROUTE_COMPLETED_WITHIN_M, ROUTE_DEVIATION_M
 from sim.state import ActorType, WorldState
-from sim.traffic_rules import red_light_events, rules_of
+from sim.traffic_rules import plan_offset, red_light_events, rules_of
 
 F32 = NDArray[np.float32]
 BoolArr = NDArray[np.bool_]
@@ -428,7 +428,7 @@ def _red_light(prev: WorldState, nxt: WorldState, road: R.LaneGraph, none: F32) 
         nxt.lane[:, 0],
         nxt.s[:, 0],
         prev.time,
-        prev.phase,
+        plan_offset(prev),
     )
     return ran.astype(np.float32)
 

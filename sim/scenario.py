@@ -64,6 +64,10 @@ class LightsSpec:
     green_s: float = field(default=20.0, metadata=_rng(gt=0, hi=600))
     yellow_s: float = field(default=3.0, metadata=_rng(gt=0, hi=60))
     all_red_s: float = field(default=1.0, metadata=_rng(lo=0, hi=60))
+    # [s] where in its plan every light starts: None draws a per-env offset at reset (batched
+    # envs do not switch in lockstep); a number fixes it, so a scenario can time its actors
+    # against the lights (at t = 0 a plan is ``offset_s`` seconds in; phase 0 turns green at 0).
+    offset_s: float | None = field(default=None, metadata=_rng(lo=0, hi=3600))
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,9 @@ class BehaviorSpec:
     lc_threshold: float = field(default=0.2, metadata=_rng(lo=0))  # [m/s^2]
     lc_duration: float = field(default=3.0, metadata=_rng(gt=0, hi=20))  # [s]
     lane_change: bool = True
+    # Drive through red lights and never give way at junctions (a scripted red-light runner;
+    # others still expect it to stop until it can no longer, see sim.traffic_rules).
+    ignore_lights: bool = False
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,8 @@ class Behavior:
     ``b_comf`` comfortable deceleration b [m/s^2]. MOBIL (Kesting, Treiber, Helbing 2007):
     ``politeness`` p [-], ``b_safe`` safe braking limit imposed on the new follower [m/s^2],
     ``lc_threshold`` incentive threshold Delta a_th [m/s^2]; ``lc_duration`` [s] of a lane change.
+    ``ignore_lights`` (B, N) bool: drives through red lights and never gives way at junctions
+    (a scripted red-light runner, :mod:`sim.traffic_rules`); None: nobody.
     """
 
     v0: F32
@@ -63,6 +65,7 @@ class Behavior:
     b_safe: F32
     lc_threshold: F32
     lc_duration: F32
+    ignore_lights: BoolArr | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,9 @@ class WorldState:
     # (B, N) [m/s] lateral walking velocity of crossing pedestrians (+ left, 0 standing or
     # walking along a sidewalk; sim.pedestrians). None: nobody crosses (all zeros).
     walk_d_speed: F32 | None = None
+    # (B,) [s] where the traffic-light plans are at t = 0 (RoadSpec.lights.offset_s, else the
+    # decision phase). None: ``phase`` (sim.traffic_rules.plan_offset).
+    light_offset: F32 | None = None
 
     @property
     def num_envs(self) -> int:

@@ -9,8 +9,17 @@ rules attached, and the step then runs exactly as before.
 :func:`rule_accel` is the step's hook: the IDM acceleration of every vehicle, capped by the
 acceleration towards each virtual standing leader it must respect: a stop line showing red or
 yellow (:mod:`sim.lights`), the give-way point of a junction (:mod:`sim.junctions`), the end of
-a lane that tapers out. Light plans run per env with a plan offset of ``phase`` seconds
-(``WorldState.phase``, drawn at reset), so batched envs do not switch in lockstep.
+a lane that tapers out. Light plans run per env with a plan offset (``WorldState.light_offset``:
+``RoadSpec.lights.offset_s`` where the spec fixes it, else the decision phase drawn at reset, in
+seconds), so batched envs do not switch in lockstep unless a scenario times its actors against
+the lights.
+
+Vehicles flagged ``ignore_lights`` (``Behavior.ignore_lights``, a scripted red-light runner) skip
+the stop line of a red or yellow light, the junction give-way rule and the slow-down before a
+contested junction lane; lane speed limits and lanes that end still apply. Everyone else expects
+them to obey: they claim nothing while their light holds them, and count for others only once
+they can no longer stop (:mod:`sim.junctions`, committed occupants), as a driver on green
+notices a car that runs the red only when it does not brake.
 """
 
 from __future__ import annotations
@@ -68,14 +77,17 @@ def rules_of(g: R.LaneGraph) -> RoadRules | None:
     return _RULES.get(g)
 
 
-def light_offset(phase: I32) -> F32:
-    """(B,) [s] per-env plan offset from the reset-drawn decision phase."""
-    return phase.astype(np.float32)
+def plan_offset(st: WorldState) -> F32:
+    """(B,) [s] per-env light plan offset: ``st.light_offset``, else the decision phase."""
+    if st.light_offset is not None:
+        return st.light_offset
+    return st.phase.astype(np.float32)
 
 
-def states_at(rules: RoadRules, time: F32, phase: I32) -> NDArray[np.int8]:
-    """(B, K) light states at env times ``time`` (B,)."""
-    return light_states(rules.lights, time, light_offset(phase))
+def states_at(rules: RoadRules, time: F32, offset: F32 | I32) -> NDArray[np.int8]:
+    """(B, K) light states at env times ``time`` (B,) with plan offsets ``offset`` (B,) [s]
+    (:func:`plan_offset`; an integer decision phase counts as seconds)."""
+    return light_states(rules.lights, time, offset.astype(np.float32, copy=False))
 
 
 def rule_accel(
@@ -92,7 +104,8 @@ def rule_accel(
     has_lead: BoolArr,
     behavior: tuple[F32, F32, F32, F32, F32],
     time: F32,
-    phase: I32,
+    offset: F32,
+    ignore_lights: BoolArr | None = None,
 ) -> F32:
     """Car-following accelerations ``acc`` (B, N) capped by the rules (module docstring).
 
@@ -100,9 +113,11 @@ def rule_accel(
         lead_dist, has_lead: (B, N) centre distance to the leader found by the neighbour search
             and whether there is one (a leader on the same lane makes a vehicle not first).
         behavior: (v0, headway, min_gap, a_max, b_comf), each (B, N).
-        time, phase: (B,) env time [s] and decision phase.
+        time, offset: (B,) env time [s] and light plan offset [s] (:func:`plan_offset`).
+        ignore_lights: (B, N) vehicles that run red lights and never give way; None: nobody.
     """
     v0, headway, min_gap, a_max, b_comf = behavior
+    rebel = ignore_lights if ignore_lights is not None and ignore_lights.any() else None
     # Desired speed capped by the limit here and by the speed from which the next lane's limit
     # is reached at b_comf (turns and ring roads are slower than the roads leading to them; a
     # junction lane with conflicts counts as limited to JUNCTION_ENTRY_MPS).
@@ -114,6 +129,8 @@ def rule_accel(
     # A connector with conflicting ones is entered at most at JUNCTION_ENTRY_MPS: from there a
     # car can still stop (< 9 m at 4 m/s^2) when a conflicting one shows up.
     contested = (nsucc > 0) & rules.junctions.contested.take(succ_c)
+    if rebel is not None:
+        contested &= ~rebel
     nxt = np.where(contested, np.minimum(nxt, JUNCTION_ENTRY_MPS), nxt)
     rest = g.lane_length.take(lane) - s
     v_cap = np.minimum(limit, np.sqrt(np.square(nxt) + 2.0 * b_comf * np.maximum(rest, 0.0)))
@@ -121,6 +138,8 @@ def rule_accel(
     n2 = g.num_successors.take(succ_c)
     succ2 = np.maximum(g.successors[succ_c, choice % np.maximum(n2, 1)], 0)
     contested2 = (nsucc > 0) & (n2 > 0) & rules.junctions.contested.take(succ2)
+    if rebel is not None:
+        contested2 &= ~rebel
     if np.count_nonzero(contested2):
         rest2 = np.maximum(rest + g.lane_length.take(succ_c), 0.0)
         cap2 = np.sqrt(JUNCTION_ENTRY_MPS**2 + 2.0 * b_comf * rest2)
@@ -141,7 +160,7 @@ def rule_accel(
     gap = np.full(lane.shape, np.inf, np.float32)
     held = np.zeros(lane.shape, np.bool_)
     if rules.lights.num_lights:
-        states = states_at(rules, time, phase)
+        states = states_at(rules, time, offset)
         k, dist = next_stop_line(rules.lights, g, lane, s, choice)
         if np.count_nonzero(k >= 0):
             st = state_of(states, k)
@@ -150,10 +169,13 @@ def rule_accel(
             gap = np.where(held, front, gap)
     if rules.junctions.num_connectors:
         first = ~(has_lead & (lead_dist < rest))
+        # ``held`` still counts rebels a red light would stop: nobody expects them to go
         yg = yield_gap(
             rules.junctions, g, lane, s, speed, length, valid, choice, first, b_comf, held
         )
         gap = np.minimum(gap, yg)
+    if rebel is not None:
+        gap = np.where(rebel, np.inf, gap).astype(np.float32, copy=False)
     if np.count_nonzero(rules.junctions.dead_end):
         gap = np.minimum(gap, dead_end_gap(rules.junctions, g, lane, s, length, choice))
     gap = np.where(valid, gap, np.inf)
@@ -172,14 +194,15 @@ def red_light_events(
     lane: I32,
     s: F32,
     prev_time: F32,
-    phase: I32,
+    offset: F32,
 ) -> BoolArr:
-    """(B,) the ego ran a red light in the step from ``prev`` to now (:mod:`sim.lights`)."""
+    """(B,) the ego ran a red light in the step from ``prev`` to now (:mod:`sim.lights`);
+    ``offset`` (B,) [s] the light plan offset (:func:`plan_offset`)."""
     from sim.lights import ran_red_light
 
     if rules is None or not rules.lights.num_lights:
         return np.zeros(prev_lane.shape, np.bool_)
-    states = states_at(rules, prev_time, phase)
+    states = states_at(rules, prev_time, offset)
     return ran_red_light(rules.lights, g, states, prev_lane, prev_s, lane, s)
 
 
@@ -187,6 +210,7 @@ __all__ = [
     "LightState",
     "RoadRules",
     "attach_rules",
+    "plan_offset",
     "red_light_events",
     "rule_accel",
     "rules_of",
@@ -275,6 +299,7 @@ def ego_rule_accel(
         ~first,
         beh,
         st.time,
-        st.phase,
+        plan_offset(st),
+        st.behavior.ignore_lights,
     )
     return acc[:, 0]

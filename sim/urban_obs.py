@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from sim import road as R
 from sim.lights import LightState, next_stop_line, state_of
 from sim.state import ActorType, WorldState
-from sim.traffic_rules import rules_of, states_at
+from sim.traffic_rules import plan_offset, rules_of, states_at
 
 F32 = NDArray[np.float32]
 
@@ -49,7 +49,7 @@ def urban_fields(state: WorldState, road: R.LaneGraph, k: int, sense_m: float) -
         if rules.lights.num_lights:
             light, dist = next_stop_line(rules.lights, road, lane, s, choice)
             near = (light >= 0) & (dist <= URBAN_RANGE_M)
-            st = state_of(states_at(rules, state.time, state.phase), light[:, None])[:, 0]
+            st = state_of(states_at(rules, state.time, plan_offset(state)), light[:, None])[:, 0]
             out[:, 0] = near & (st == LightState.RED)
             out[:, 1] = near & (st == LightState.YELLOW)
             out[:, 2] = np.where(near, dist / URBAN_RANGE_M, 1.0)

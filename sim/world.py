@@ -65,7 +65,7 @@ from sim.traffic import (
     idm_accel,
     sort_entries,
 )
-from sim.traffic_rules import next_choice, rule_accel, rules_of, spawn_speed_cap
+from sim.traffic_rules import next_choice, plan_offset, rule_accel, rules_of, spawn_speed_cap
 
 F32 = NDArray[np.float32]
 I32 = NDArray[np.int32]
@@ -183,6 +183,7 @@ class _EnvDraft:
     time_limit: float
     phase: int
     planned: bool = False  # the route came from ego.waypoints (the ego follows its lanes)
+    ignore_lights: tuple[bool, ...] = ()  # per ego + scripted actor (BehaviorSpec.ignore_lights)
 
 
 def _place(g: R.LaneGraph, a: ActorSpec | EgoSpec) -> tuple[int, float]:
@@ -511,6 +512,7 @@ def _draft(spec: ScenarioSpec, g: R.LaneGraph, rng: np.random.Generator) -> _Env
         spec.time_limit_s,
         phase,
         planned=bool(spec.ego.waypoints),
+        ignore_lights=tuple(b.ignore_lights for _, b in placed),
     )
 
 
@@ -599,8 +601,17 @@ def reset(
         t_lim[b] = dr.time_limit
     x, y, yaw = R.lane_pose(road, lane, s, d)
     zeros = np.zeros((B, N), f32)
+    ignore_lights = np.zeros((B, N), np.bool_)
+    for b, dr in enumerate(drafts):
+        ignore_lights[b, : len(dr.ignore_lights)] = dr.ignore_lights
     behavior = Behavior(
-        **{k: np.ascontiguousarray(beh[..., i]) for i, k in enumerate(_BEHAVIOR_FIELDS)}
+        **{k: np.ascontiguousarray(beh[..., i]) for i, k in enumerate(_BEHAVIOR_FIELDS)},
+        ignore_lights=ignore_lights,
+    )
+    phase = np.array([d.phase for d in drafts], np.int32)
+    fixed_offset = [sp.road.lights.offset_s for sp in specs]
+    light_offset = np.array(
+        [p if o is None else o for p, o in zip(phase.tolist(), fixed_offset, strict=True)], f32
     )
     events = Events(
         ev_kind, ev_trig, ev_val, ev_tgt, ev_dec, ev_dir, ev_dur, np.zeros((B, N, E), np.bool_)
@@ -621,6 +632,8 @@ def reset(
         for b, rng in enumerate(rngs):
             route_choice[b] = rng.integers(0, PHASE_RANGE, N)
         route_choice[:, 0] = 0
+        # a scripted runner takes first successors (straight on through procedural junctions)
+        route_choice[ignore_lights] = 0
     if planned:
         route_choice[:, 0] = successor_slot(road, r_lanes[:, 0], r_lanes[:, min(1, Rn - 1)])
     walk_d_speed = np.zeros((B, N), f32) if np.any(atype == int(ActorType.PEDESTRIAN)) else None
@@ -652,11 +665,12 @@ def reset(
         progress=progress,
         prev_progress=progress.copy(),
         time_limit=t_lim,
-        phase=np.array([d.phase for d in drafts], np.int32),
+        phase=phase,
         stopped_s=np.zeros(B, f32),
         off_route_m=np.zeros(B, f32),
         lane_dist=np.abs(d),
         walk_d_speed=walk_d_speed,
+        light_offset=light_offset,
     )
 
 
@@ -876,7 +890,8 @@ def step(
             has_lead.reshape(B, N),
             (beh.v0, beh.headway, beh.min_gap, beh.a_max, beh.b_comf),
             st.time,
-            st.phase,
+            plan_offset(st),
+            beh.ignore_lights,
         ).reshape(-1)
 
     # --- MOBIL lane-change decisions (staggered subset) --------------------------------------
@@ -1067,6 +1082,7 @@ def step(
         walk_d_speed=walk_new,
         stopped_s=stopped_s,
         off_route_m=off_route_m,
+        light_offset=st.light_offset,
     )
 
 

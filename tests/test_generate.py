@@ -97,13 +97,24 @@ def test_road_option_takes_a_scenario_configs_road(tmp_path: Path) -> None:
     assert load_spec(tmp_path / "specs" / "slow_leader_0.json").road.kind == "ring"
 
 
+def test_red_light_runner_generates_on_its_intersection(tmp_path: Path) -> None:
+    overrides = ["family=red_light_runner", "n=2", "background=random", "preview.count=2"]
+    cfg = _compose([*overrides, "export.xosc=true", "progress_bar=false"])
+    generate(cfg, tmp_path, log=open(tmp_path / "log.txt", "w"))  # noqa: SIM115
+    spec = load_spec(tmp_path / "specs" / "red_light_runner_1.json")
+    assert spec.road.kind == "intersection" and spec.road.lights.offset_s is not None
+    assert any(a.behavior.ignore_lights for a in spec.actors)
+    assert (tmp_path / "preview.png").is_file()
+    assert (tmp_path / "xosc" / "red_light_runner_0.xosc").is_file()
+
+
 @pytest.mark.parametrize(
     ("override", "match"),
     [
         ("family=nope", r"unknown family 'nope'.*cut_in"),
         ("difficulty=1.5", r"difficulty: expected a number in \[0, 1\]"),
         ("n=0", r"n: expected an integer >= 1"),
-        ("family=red_light_runner", r"needs junctions"),
+        ("family=red_light_runner", r"red_light_runner.*use background=random"),
         ("road=nowhere", r"road: 'nowhere'"),
         ("background=magic", r"background: unknown sampler 'magic'.*learned"),
     ],

@@ -1,5 +1,6 @@
 """Scenario families: valid specs, difficulty that bites, background traffic kept clear."""
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,10 +21,12 @@ from generative.families import (
 )
 from generative.sampling import TrafficSampler
 from sim import world
+from sim.lights import LightState
 from sim.scenario import ActorSpec, RoadSpec, SpecError, build_road, check_on_road, spec_from_dict
 
 SCRIPTED = tuple(f for f in PLAYABLE if f != "none")
 HIGHWAY = tuple(f for f in SCRIPTED if FAMILIES[f].default_road is None)  # on DEFAULT_ROAD
+JUNCTION_FAMILIES = ("red_light_runner",)  # need an intersection: no highway road fits them
 
 
 def test_range_interpolates_from_easy_to_critical() -> None:
@@ -44,14 +47,21 @@ def test_registry_lists_the_issue_families() -> None:
         "traffic_jam_end",
         "merge_into_slow",
         "pedestrian_crossing",
+        "red_light_runner",
     }
-    assert {"red_light_runner", "none"} <= set(FAMILIES)
+    assert set(PLAYABLE) == set(FAMILIES)  # the simulator plays every registered family
 
 
-@pytest.mark.parametrize(("name", "needs"), [("red_light_runner", "junctions")])
-def test_families_the_simulator_cannot_play_say_what_is_missing(name: str, needs: str) -> None:
-    with pytest.raises(FamilyError, match=f"{name}.*needs {needs}.*not in the simulator yet"):
-        get_family(name).sample(np.random.default_rng(0), 0.5)
+def test_families_that_need_a_junction_say_so_on_other_roads() -> None:
+    fam = get_family("red_light_runner")
+    for road in (RoadSpec(), RoadSpec(kind="roundabout"), RoadSpec(kind="t_junction")):
+        with pytest.raises(FamilyError, match=r"red_light_runner.*signalised 4-way junction"):
+            fam.sample(np.random.default_rng(0), 0.5, road=road)
+    unsignalised = RoadSpec(kind="intersection", signalised=False)
+    with pytest.raises(FamilyError, match="signalised false"):
+        fam.sample(np.random.default_rng(0), 0.5, road=unsignalised)
+    with pytest.raises(FamilyError, match=r"background=random"):
+        fam.sample(np.random.default_rng(0), 0.5, background=_UniformSampler())
 
 
 def test_unknown_family_and_bad_difficulty_are_named() -> None:
@@ -90,6 +100,10 @@ def test_every_sampled_spec_validates_and_resets(name: str, seed: int, difficult
 )
 @pytest.mark.parametrize("name", PLAYABLE)
 def test_families_fit_other_roads(name: str, road: RoadSpec) -> None:
+    if name in JUNCTION_FAMILIES:
+        with pytest.raises(FamilyError, match=f"{name}.*needs a signalised 4-way junction"):
+            get_family(name).sample(np.random.default_rng(3), 0.0, road=road)
+        return
     for d in (0.0, 1.0):
         spec = get_family(name).sample(np.random.default_rng(3), d, road=road)
         assert spec.road == road
@@ -230,3 +244,50 @@ def test_pedestrian_crossing_is_harmless_when_easy_and_critical_when_hard() -> N
     assert easy["collision_rate"] == 0.0 and easy["hard_brake_rate"] == 0.0
     assert easy["route_completion_rate"] == 1.0
     assert hard["hard_brake_rate"] == 1.0 and hard["collision_rate"] > 0.0
+
+
+def test_red_light_runner_runs_a_red_across_the_green_ego_and_bites_when_hard() -> None:
+    """OppositeVehicleRunningRedLight: the ego crosses straight on green; the runner crosses its
+    stop line on red. At difficulty 0 the rule-based driver never collides nor brakes hard; at 1
+    it brakes hard in most episodes and cannot always avoid the runner. Without the runner the
+    same ego drives through calmly (the hard braking is the runner's doing)."""
+    from sim.traffic_rules import plan_offset, rules_of, states_at
+
+    n = 12
+    levels = (0.0, 1.0)
+    pairs = [pr for d in levels for pr in sample_family("red_light_runner", n, d, seed=2)]
+    specs = [s for s, _ in pairs]
+    road = specs[0].road
+    assert {s.road for s in specs} == {road} and road.kind == "intersection"
+    g = build_road(road)
+    rules = rules_of(g)
+    assert rules is not None
+    # Replay the episodes with the world alone (ego cruising on its route, 12 s): read the
+    # lights when the runner and the ego cross their stop lines.
+    st = world.reset(specs, g, [np.random.default_rng(s.seed) for s in specs])
+    runner = 1
+    assert st.behavior.ignore_lights is not None and st.behavior.ignore_lights[:, runner].all()
+    assert not st.behavior.ignore_lights[:, 0].any()
+    B = len(specs)
+    seen: dict[int, list[int]] = {0: [-1] * B, runner: [-1] * B}
+    act = np.zeros((B, 2), np.float32)
+    for _ in range(200):
+        nxt = world.step(st, act, world.SimParams(), g)
+        lights = states_at(rules, st.time, plan_offset(st))
+        for j in (0, runner):
+            k = rules.lights.lane_light[st.lane[:, j]]
+            stop = rules.lights.lane_stop_s[st.lane[:, j]]
+            crossed = (k >= 0) & (st.s[:, j] < stop) & (nxt.lane[:, j] != st.lane[:, j])
+            for b in np.nonzero(crossed & st.valid[:, j])[0]:
+                if seen[j][b] < 0:
+                    seen[j][b] = int(lights[b, k[b]])
+        st = nxt
+    assert seen[runner] == [int(LightState.RED)] * B
+    assert seen[0] == [int(LightState.GREEN)] * B
+    stats = drive_rule_based(specs, seed=0)
+    easy, hard = _stats(stats, slice(0, n)), _stats(stats, slice(n, 2 * n))
+    assert easy["collision_rate"] == 0.0 and easy["hard_brake_rate"] == 0.0
+    assert easy["route_completion_rate"] == 1.0
+    assert hard["hard_brake_rate"] >= 0.5 and hard["collision_rate"] > 0.0
+    alone = drive_rule_based([dataclasses.replace(s, actors=()) for s in specs[n:]], seed=0)
+    assert alone.summary()["hard_brake_rate"] == 0.0 and not alone.collision.any()
