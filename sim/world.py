@@ -256,27 +256,7 @@ def _sample_traffic(
         ahead = np.maximum(t.min_spacing, fixed.speed * t.behavior.headway)[None, :]
         near = (rel > -(half + t.min_spacing)) & (rel < half + ahead)
         keep &= ~((lane[:, None] == fixed.lane[None, :]) & near).any(1)
-    lane, s = lane[keep], s[keep]
-    n = lane.size
-    limit = R.interp(g, g.speed_limit, lane, s)
-    speed = rng.uniform(t.speed_frac[0], t.speed_frac[1], n) * limit
-    beh = np.tile(np.array(_behavior_row(t.behavior, 1.0), np.float32), (n, 1))
-    beh[:, 0] = rng.uniform(t.v0_frac[0], t.v0_frac[1], n) * limit
-    jit = 1.0 + rng.uniform(-t.jitter, t.jitter, (n, len(_BEHAVIOR_FIELDS) - 1))
-    finite = np.isfinite(beh[:, 1:])
-    beh[:, 1:] = np.where(finite, beh[:, 1:] * jit, beh[:, 1:])
-    width = rng.uniform(TRAFFIC_WIDTH_M[0], TRAFFIC_WIDTH_M[1], n)
-    f32 = np.float32
-    return _Actors(
-        lane,
-        s.astype(f32, copy=False),
-        np.zeros(n, f32),
-        speed.astype(f32, copy=False),
-        np.full(n, TRAFFIC_LENGTH_M, f32),
-        width.astype(f32, copy=False),
-        np.full(n, int(ActorType.VEHICLE), np.int8),
-        beh.astype(f32, copy=False),
-    )
+    return _traffic_actors(spec, g, rng, lane[keep], s[keep])
 
 
 TRAFFIC_OVERSAMPLE = 4  # candidate positions drawn per requested vehicle around the ego
