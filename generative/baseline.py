@@ -30,13 +30,12 @@ from generative.model.placement import (
     RoadContext,
     SamplerError,
     place,
-    road_context,
     to_vehicles,
     zone_matrix,
 )
-from generative.model.sampler import to_actors
+from generative.model.sampler import SceneSampler
 from generative.model.validity import ValidityCounts, Vehicles, make_valid
-from sim.scenario import ActorSpec, BehaviorSpec, RoadSpec
+from sim.scenario import BehaviorSpec
 
 F64 = NDArray[np.float64]
 
@@ -49,10 +48,15 @@ DEFAULT_DENSITY = 20.0  # [veh/km/lane] when none is asked for
 DIFFICULTY_SPEED_FRAC = 0.2  # [-] of the limit added to both speed bounds at difficulty 1
 
 
-class RuleBasedTrafficSampler:
+class RuleBasedTrafficSampler(SceneSampler):
     """Uniform gaps and speeds around the limit (module docstring); a TrafficSampler."""
 
     name = "rule_based"
+
+    @property
+    def default_density(self) -> float:
+        """[veh/km/lane] density used when none is asked for."""
+        return DEFAULT_DENSITY
 
     def __init__(self) -> None:
         self._stats = ValidityCounts()
@@ -61,28 +65,6 @@ class RuleBasedTrafficSampler:
     def stats(self) -> ValidityCounts:
         """Validity counts accumulated over every call so far."""
         return self._stats
-
-    def sample_traffic(
-        self,
-        road: RoadSpec,
-        rng: np.random.Generator,
-        *,
-        density_veh_per_km_lane: float | None = None,
-        s_range: tuple[float, float] | None = None,
-        keep_clear: Sequence[tuple[int, int, float, float]] = (),
-        difficulty: float = 0.0,
-    ) -> tuple[ActorSpec, ...]:
-        """One scene of background vehicles on ``road`` (the TrafficSampler protocol)."""
-        d = DEFAULT_DENSITY if density_veh_per_km_lane is None else density_veh_per_km_lane
-        veh, _ = self.sample_vehicles(
-            road_context(road),
-            rng,
-            np.array([float(d)]),
-            np.array([float(difficulty)]),
-            s_range=s_range,
-            zones=[tuple(keep_clear)],
-        )
-        return to_actors(veh)
 
     def sample_vehicles(
         self,

@@ -165,7 +165,52 @@ def to_actors(v: Vehicles) -> tuple[ActorSpec, ...]:
     return tuple(out)
 
 
-class LearnedTrafficSampler:
+class SceneSampler:
+    """The :class:`generative.sampling.TrafficSampler` front end shared by the scene samplers:
+    one scene through their batched ``sample_vehicles`` (S scenes at once)."""
+
+    @property
+    def default_density(self) -> float:
+        """[veh/km/lane] density used when none is asked for."""
+        raise NotImplementedError
+
+    def sample_vehicles(
+        self,
+        ctx: RoadContext,
+        rng: np.random.Generator,
+        density: F64,
+        difficulty: F64,
+        s_range: tuple[float, float] | None = None,
+        zones: Sequence[Sequence[tuple[int, int, float, float]]] | None = None,
+        lane_ratio: F64 | None = None,
+    ) -> tuple[Vehicles, ValidityCounts]:
+        """S scenes at once on one road (implemented by each sampler)."""
+        raise NotImplementedError
+
+    def sample_traffic(
+        self,
+        road: RoadSpec,
+        rng: np.random.Generator,
+        *,
+        density_veh_per_km_lane: float | None = None,
+        s_range: tuple[float, float] | None = None,
+        keep_clear: Sequence[tuple[int, int, float, float]] = (),
+        difficulty: float = 0.0,
+    ) -> tuple[ActorSpec, ...]:
+        """One scene of background vehicles on ``road`` (the TrafficSampler protocol)."""
+        d = self.default_density if density_veh_per_km_lane is None else density_veh_per_km_lane
+        veh, _ = self.sample_vehicles(
+            road_context(road),
+            rng,
+            np.array([float(d)]),
+            np.array([float(difficulty)]),
+            s_range=s_range,
+            zones=[tuple(keep_clear)],
+        )
+        return to_actors(veh)
+
+
+class LearnedTrafficSampler(SceneSampler):
     """Background traffic from the learned model; implements
     :class:`generative.sampling.TrafficSampler` (see the module docstring).
 
@@ -292,28 +337,6 @@ class LearnedTrafficSampler:
     def default_density(self) -> float:
         """[veh/km/lane] density used when none is asked for: the middle of the trained range."""
         return 0.5 * (self.density_range[0] + self.density_range[1])
-
-    def sample_traffic(
-        self,
-        road: RoadSpec,
-        rng: np.random.Generator,
-        *,
-        density_veh_per_km_lane: float | None = None,
-        s_range: tuple[float, float] | None = None,
-        keep_clear: Sequence[tuple[int, int, float, float]] = (),
-        difficulty: float = 0.0,
-    ) -> tuple[ActorSpec, ...]:
-        """One scene of background vehicles on ``road`` (the TrafficSampler protocol)."""
-        d = self.default_density if density_veh_per_km_lane is None else density_veh_per_km_lane
-        veh, _ = self.sample_vehicles(
-            road_context(road),
-            rng,
-            np.array([float(d)]),
-            np.array([float(difficulty)]),
-            s_range=s_range,
-            zones=[tuple(keep_clear)],
-        )
-        return to_actors(veh)
 
     def sample_vehicles(
         self,
