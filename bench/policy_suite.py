@@ -16,11 +16,13 @@ clone's evaluation counts, and its wall time includes the cloning but not proces
 
 ``--recipe`` picks the training command: ``scratch`` trains on the ``highway`` scenario alone
 with the balanced reward (the first recipe); ``suite_bc`` trains on the whole suite (a mixture)
-with the ``safe`` reward (``suite_bc_eco``: the ``eco`` reward) from a behaviour-cloned start
-(4 DAgger rounds of 200k steps), a 128x128 MLP and a 1e-4 learning rate. ``--train-args``
-appends any further overrides. The training line's ``wall_time_s`` is the whole ``gendrive
-train`` process (cloning included); ``best_eval_wall_time_s`` is when the checkpoint the
-evaluation uses (``best.pt``) was written, counted from the start of the process.
+with the ``safe`` reward from a behaviour-cloned start (4 DAgger rounds of 200k steps), a
+128x128 MLP and a 1e-4 learning rate; ``suite_bc_eco`` the same with the ``eco`` reward and a
+gentler expert to clone (``bc.expert_a_max=1.2``; docs/ppo.md, "Eco-driving": run it with
+``--total-steps 6000000``). ``--train-args`` appends any further overrides. The training
+line's ``wall_time_s`` is the whole ``gendrive train`` process (cloning included);
+``best_eval_wall_time_s`` is when the checkpoint the evaluation uses (``best.pt``) was written,
+counted from the start of the process.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ RECIPES = {
                  "ppo.learning_rate=1e-4", "ppo.hidden_sizes=[128,128]", "eval_every=20",
                  "eval_episodes=128"],
     "suite_bc_eco": ["suite=highway", "reward=eco", "bc.steps=200000", "bc.rounds=4",
-                     "ppo.learning_rate=1e-4", "ppo.hidden_sizes=[128,128]", "eval_every=20",
-                     "eval_episodes=128"],
+                     "bc.expert_a_max=1.2", "ppo.learning_rate=1e-4",
+                     "ppo.hidden_sizes=[128,128]", "eval_every=20", "eval_episodes=128"],
 }  # fmt: skip
 COMPETENT_RC = 0.95  # route completion the issue calls competent ...
 COMPETENT_COLLISIONS = 0.02  # ... at this collision rate or less
