@@ -9,11 +9,17 @@ against on whatever machine runs this.
 
     python bench/sim_throughput.py                 # B in {1, 64, 1024} x N in {8, 32, 128}
     python bench/sim_throughput.py --B 1024 --N 32 --seconds 5
+    python bench/sim_throughput.py --B 1 --breakdown   # + where a step's time goes
 
 Each line: B, N, env_steps_per_s, vehicle_steps_per_s, ms_per_step (median of repeats; the
 driver's own time is driver_ms_per_step, not included),
 probe_env_steps_per_s, ratio_to_probe, and cost_per_vehicle_vs_N8 (how the per-vehicle cost grows
-with N at fixed B: 1.0 is perfectly linear).
+with N at fixed B: 1.0 is perfectly linear). With ``--breakdown`` also ``world_ms``,
+``metrics_ms`` (evaluate + reward) and ``observation_ms``: the pure functions the env step
+calls, timed apart on the same states (medians; the env adds its bookkeeping on top).
+
+To time an older version the same way, run this file from a checkout of it with
+``PYTHONPATH=<that checkout>`` (the editable install would import this tree otherwise).
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ import time
 import numpy as np
 
 from policy.rule_based import RuleBasedDriver
+from sim import metrics, world
 from sim.env import DriveVectorEnv
+from sim.observation import observe
 from sim.scenario import EgoSpec, RoadSpec, ScenarioSpec, TrafficSpec
 
 LANES = 3
@@ -86,11 +94,29 @@ def probe(B: int, N: int, seconds: float) -> float:
     return time_steps(step, seconds)
 
 
+def _time_parts(env: DriveVectorEnv, act: np.ndarray, parts: dict[str, list[float]]) -> None:
+    """Time the step's pure parts on the current state (nothing is advanced)."""
+    st = env.state
+    assert st is not None
+    t0 = time.perf_counter()
+    nxt = world.step(st, act, env.params, env.road)
+    t1 = time.perf_counter()
+    out = metrics.evaluate(st, act, nxt, env.road, env.metrics_cfg)
+    metrics.reward(out.terms, env.weights)
+    t2 = time.perf_counter()
+    observe(nxt, env.road, env.obs_cfg)
+    t3 = time.perf_counter()
+    parts["world"].append(t1 - t0)
+    parts["metrics"].append(t2 - t1)
+    parts["observation"].append(t3 - t2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--B", type=int, nargs="*", default=[1, 64, 1024])
     ap.add_argument("--N", type=int, nargs="*", default=[8, 32, 128])
     ap.add_argument("--seconds", type=float, default=2.0, help="timing budget per config")
+    ap.add_argument("--breakdown", action="store_true", help="also time world/metrics/obs")
     args = ap.parse_args()
     per_vehicle_n8: dict[int, float] = {}
     for B in args.B:
@@ -102,11 +128,14 @@ def main() -> None:
             ends = steps = 0
             step_times: list[float] = []
             act_times: list[float] = []
+            parts: dict[str, list[float]] = {"world": [], "metrics": [], "observation": []}
             t_end = time.perf_counter() + args.seconds
             for i in range(100_000):
                 assert env.state is not None
                 t0 = time.perf_counter()
                 act = driver.act(env.state, env.road)
+                if args.breakdown and i >= 20:
+                    _time_parts(env, act, parts)
                 t1 = time.perf_counter()
                 _, _, term, trunc, _ = env.step(act)
                 t2 = time.perf_counter()
@@ -145,6 +174,10 @@ def main() -> None:
                 if B in per_vehicle_n8
                 else None,
             }
+            if args.breakdown:
+                row.update(
+                    {f"{k}_ms": round(statistics.median(v) * 1e3, 4) for k, v in parts.items()}
+                )
             print(json.dumps(row), flush=True)
 
 
