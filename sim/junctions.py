@@ -236,8 +236,7 @@ def yield_gap(
     B, N = lane.shape
     L = g.num_lanes
     on_conn = table.connector.take(lane) & valid
-    nsucc = g.num_successors.take(lane)
-    succ = g.successors[lane, choice % np.maximum(nsucc, 1)]
+    nsucc, succ = R.chosen_successor(g, lane, choice)
     succ = np.where(nsucc > 0, succ, lane)
     approaching = valid & ~on_conn & (nsucc > 0) & table.connector.take(succ)
     if not (np.count_nonzero(approaching) and np.count_nonzero(table.connector)):
@@ -287,8 +286,8 @@ def dead_end_gap(
     on the successor ``choice`` takes (inf elsewhere)."""
     ahead = table.dead_end_s.take(lane) - s
     if choice is not None:
-        nsucc = g.num_successors.take(lane)
-        succ = np.maximum(g.successors[lane, choice % np.maximum(nsucc, 1)], 0)
+        nsucc, succ = R.chosen_successor(g, lane, choice)
+        succ = np.maximum(succ, 0)
         nxt = g.lane_length.take(lane) - s + table.dead_end_s.take(succ)
         ahead = np.where(table.dead_end.take(lane) | (nsucc == 0), ahead, nxt)
     gap = ahead - 0.5 * length - STOP_MARGIN_M

@@ -216,8 +216,7 @@ def next_stop_line(
     k1 = table.lane_light.take(lane)
     d1 = table.lane_stop_s.take(lane) - s
     own = (k1 >= 0) & (d1 >= 0)
-    nsucc = g.num_successors.take(lane)
-    succ = g.successors[lane, choice % np.maximum(nsucc, 1)]
+    nsucc, succ = R.chosen_successor(g, lane, choice)
     succ = np.where(nsucc > 0, succ, lane)
     k2 = np.where(nsucc > 0, table.lane_light.take(succ), -1)
     d2 = g.lane_length.take(lane) - s + table.lane_stop_s.take(succ)

@@ -714,6 +714,19 @@ def map_to_neighbor(g: LaneGraph, lane: I32, s: F32, other: I32) -> F32:
     return s_ref_to_s(g, safe, interp(g, g.s_ref, lane, s))
 
 
+def chosen_successor(g: LaneGraph, lane: I32, choice: I32) -> tuple[I32, I32]:
+    """(number of successors, the successor ``choice`` takes) of each lane, any shape.
+
+    The branch is ``choice`` modulo the lane's successor count (so one per-vehicle draw picks
+    a branch at every fork); -1 where the lane has no successor. ``successors[lane, k]`` as a
+    flat gather: 2-D fancy indexing costs ~3x more at B = 1.
+    """
+    nsucc = g.num_successors.take(lane)
+    k = choice % np.maximum(nsucc, _I1)
+    succ: I32 = g.successors.reshape(-1).take(lane * g.successors.shape[1] + k)
+    return nsucc, succ
+
+
 def advance(
     g: LaneGraph, lane: I32, s: F32, choice: I32, max_hops: int = 2
 ) -> tuple[I32, F32, BoolArr]:
@@ -732,11 +745,8 @@ def advance(
         over = s > g.lane_length.take(lane)
         if not np.count_nonzero(over):  # nobody past a lane end: inputs returned as they are
             break
-        nsucc = g.num_successors.take(lane)
+        nsucc, nxt = chosen_successor(g, lane, choice)
         has = over & (nsucc > _I0)
-        # successors[lane, k] as a flat gather (2-D fancy indexing costs ~3x more at B=1).
-        k = choice % np.maximum(nsucc, _I1)
-        nxt = g.successors.reshape(-1).take(lane * g.successors.shape[1] + k)
         s = np.where(has, s - g.lane_length.take(lane), s).astype(np.float32, copy=False)
         lane = np.where(has, nxt, lane).astype(np.int32, copy=False)
         ended |= over & (nsucc == _I0)

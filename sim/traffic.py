@@ -39,7 +39,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
-from sim.road import LaneGraph
+from sim.road import LaneGraph, chosen_successor
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
@@ -199,10 +199,7 @@ def find_leader(
     if np.count_nonzero(hit) < hit.size:
         miss = (~hit).nonzero()[0]
         ln = lane.take(miss)
-        nsucc = g.num_successors.take(ln)
-        # successors[ln, k] as a flat gather (2-D fancy indexing costs ~3x more at B=1).
-        k = choice.take(miss) % np.maximum(nsucc, _I1)
-        succ = g.successors.reshape(-1).take(ln * g.successors.shape[1] + k)
+        nsucc, succ = chosen_successor(g, ln, choice.take(miss))
         sg = env.take(miss) * ent.groups_per_env + succ
         j = ent.keys.searchsorted(sg * g.entry_span - _F64_1, side="left")
         hit2 = (
@@ -249,8 +246,7 @@ def _beyond_short_lanes(
     for _ in range(LOOKAHEAD_HOPS):
         if not np.count_nonzero(open_):
             return
-        n = g.num_successors.take(cur)
-        nxt = g.successors[cur, ch % np.maximum(n, _I1)]
+        n, nxt = chosen_successor(g, cur, ch)
         ok = open_ & (n > _I0)
         nxt = np.where(ok, nxt, 0).astype(np.int32, copy=False)
         sg = base + nxt

@@ -122,8 +122,7 @@ def rule_accel(
     # is reached at b_comf (turns and ring roads are slower than the roads leading to them; a
     # junction lane with conflicts counts as limited to JUNCTION_ENTRY_MPS).
     limit = R.interp(g, g.speed_limit, lane, s)
-    nsucc = g.num_successors.take(lane)
-    succ = g.successors[lane, choice % np.maximum(nsucc, 1)]
+    nsucc, succ = R.chosen_successor(g, lane, choice)
     succ_c = np.maximum(succ, 0)
     nxt = np.where(nsucc > 0, g.speed_limit.take(g.lane_start.take(succ_c)), limit)
     # A connector with conflicting ones is entered at most at JUNCTION_ENTRY_MPS: from there a
@@ -135,8 +134,8 @@ def rule_accel(
     rest = g.lane_length.take(lane) - s
     v_cap = np.minimum(limit, np.sqrt(np.square(nxt) + 2.0 * b_comf * np.maximum(rest, 0.0)))
     # ... and a contested junction one lane further on (towns chain short lanes and junctions)
-    n2 = g.num_successors.take(succ_c)
-    succ2 = np.maximum(g.successors[succ_c, choice % np.maximum(n2, 1)], 0)
+    n2, succ2 = R.chosen_successor(g, succ_c, choice)
+    succ2 = np.maximum(succ2, 0)
     contested2 = (nsucc > 0) & (n2 > 0) & rules.junctions.contested.take(succ2)
     if rebel is not None:
         contested2 &= ~rebel

@@ -55,12 +55,10 @@ def urban_fields(state: WorldState, road: R.LaneGraph, k: int, sense_m: float) -
             out[:, 2] = np.where(near, dist / URBAN_RANGE_M, 1.0)
         conn = rules.junctions.connector
         rest = road.lane_length.take(lane) - s
-        nsucc = road.num_successors.take(lane)
-        succ = road.successors[lane, choice % np.maximum(nsucc, 1)]
+        nsucc, succ = R.chosen_successor(road, lane, choice)
         has1 = (nsucc > 0) & conn.take(np.maximum(succ, 0))
         succ_c = np.maximum(succ, 0)
-        n2 = road.num_successors.take(succ_c)
-        succ2 = road.successors[succ_c, choice % np.maximum(n2, 1)]
+        n2, succ2 = R.chosen_successor(road, succ_c, choice)
         has2 = (nsucc > 0) & (n2 > 0) & conn.take(np.maximum(succ2, 0))
         dist_j = np.where(
             conn.take(lane),

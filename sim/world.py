@@ -1073,8 +1073,7 @@ def _take_chosen_branch(
     branch its route choice takes (the tracking projection tries the first successor first)
     when that branch is as near (within ``BRANCH_TIE_M``); a branch starting with lane sections
     shorter than a step is followed through them (up to ``SHORT_HOPS`` lanes)."""
-    nsucc = g.num_successors.take(lane0)
-    want = g.successors[lane0, choice % np.maximum(nsucc, 1)]
+    nsucc, want = R.chosen_successor(g, lane0, choice)
     fork = (nsucc > 1) & (proj.lane != lane0) & (want >= 0) & (proj.lane != want)
     if not np.count_nonzero(fork):
         return proj
@@ -1125,8 +1124,8 @@ def _through_short_lanes(
     lane = proj.lane[i]
     best = R.Projection(lane, proj.s[i], proj.d[i], proj.distance[i], proj.s_ref[i])
     for _ in range(SHORT_HOPS):
-        n = g.num_successors.take(lane)
-        nxt = np.where(n > 0, g.successors[lane, choice[i] % np.maximum(n, 1)], lane)
+        n, nxt = R.chosen_successor(g, lane, choice[i])
+        nxt = np.where(n > 0, nxt, lane)
         lane = nxt.astype(np.int32, copy=False)
         alt = R.project_tracking(g, x[i], y[i], yaw[i], lane, np.zeros(i.size, np.float32))
         take = alt.distance < best.distance - 1e-3
