@@ -28,7 +28,6 @@ recordings in the ``us101_tracks.csv`` format, through
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -148,18 +147,8 @@ def evaluate_recordings(cfg: GenerateConfig, log: TextIO = sys.stdout) -> str:
         raise GenerateError("data: evaluate=true needs data=<tracks csv> (us101_tracks.csv format)")
     if not Path(cfg.data).is_file():
         raise GenerateError(f"data: file not found: {cfg.data}")
-    try:
-        realism = importlib.import_module("generative.realism")
-    except ModuleNotFoundError as e:
-        if e.name not in ("generative.realism",):
-            raise
-        realism = None
-    fn = getattr(realism, "evaluate_realism", None)
-    if fn is None:
-        raise GenerateError(
-            "evaluate: realism evaluation is not installed yet "
-            "(generative.realism.evaluate_realism comes with the learned traffic model)"
-        )
+    from generative.realism import evaluate_realism as fn
+
     r = cfg.realism
     if r.scenes_per_snapshot < 1 or r.rollout_scenes < 0 or r.c2st_epochs < 1:
         raise GenerateError(

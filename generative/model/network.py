@@ -99,17 +99,6 @@ class MixtureHead(nn.Module):
         lp = (lp * y_mask.unsqueeze(-2).float()).sum(-1)  # (N, K)
         return -torch.logsumexp(torch.log_softmax(logits, -1) + lp, -1)
 
-    @torch.no_grad()
-    def sample(self, x: Tensor, gen: torch.Generator, temperature: float = 1.0) -> Tensor:
-        """One draw per row of ``x`` (N, n_in) in raw target units (N, D)."""
-        logits, mu, log_sigma = self(x)
-        comp = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)[:, 0]
-        rows = torch.arange(x.shape[0])
-        m, s = mu[rows, comp], log_sigma[rows, comp].exp() * temperature
-        eps = torch.randn(m.shape, generator=gen, dtype=m.dtype)
-        out: Tensor = (m + s * eps) * self.y_std + self.y_mean
-        return out
-
 
 class TrafficNet(nn.Module):
     """The placement head and the behaviour head (see module docstring)."""

