@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -89,7 +90,7 @@ class JunctionTable:
     path_of: I32  # (L,) the entry connector of the junction path a lane is on (-1 outside)
     path_off: F32  # (L,) [m] where the lane starts along that path
 
-    @property
+    @cached_property  # read every step; the table never changes
     def num_connectors(self) -> int:
         return int(np.count_nonzero(self.connector))
 

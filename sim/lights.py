@@ -85,7 +85,6 @@ class LightTable:
     ``yellow_s``. Per lane (L,): ``lane_light`` (-1 none) and ``lane_stop_s``."""
 
     lane: I32
-    stop_s: F32
     start_s: F32
     cycle_s: F32
     green_s: F32
@@ -97,6 +96,12 @@ class LightTable:
     @property
     def num_lights(self) -> int:
         return int(self.lane.shape[0])
+
+    @property
+    def stop_s(self) -> F32:
+        """(K,) [m] each light's stop line on the lane it guards."""
+        out: F32 = self.lane_stop_s.take(self.lane)
+        return out
 
 
 def _signal_lanes(model: OdrMap, g: R.LaneGraph, sg: Signal) -> list[int]:
@@ -183,7 +188,6 @@ def compile_lights(
     lane_stop[lane] = [r[1] for r in uniq]
     return LightTable(
         lane=lane,
-        stop_s=np.array([r[1] for r in uniq], np.float32),
         start_s=np.array([r[2] for r in uniq], np.float32),
         cycle_s=np.array([r[3] for r in uniq], np.float32),
         green_s=np.full(K, timing.green_s, np.float32),
