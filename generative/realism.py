@@ -858,9 +858,8 @@ def evaluate_realism(
         samplers = {"learned": LearnedTrafficSampler(), "rule_based": RuleBasedTrafficSampler()}
     path = _resolve(data_path)
     tracks = load_ngsim_us101(path)
-    from generative.model.sampler import load_net
-
-    _, meta = load_net(None) if "learned" in samplers else (None, {})
+    # The recordings the learned sampler's own weights were trained and validated on.
+    meta = getattr(samplers.get("learned"), "meta", None) or {}
     trained_on = set(meta.get("train_recordings", [])) | set(meta.get("validation_recordings", []))
     if split not in ("test", "validation"):
         raise ValueError(f"split: expected 'test' or 'validation', got {split!r}")
