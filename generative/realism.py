@@ -91,6 +91,7 @@ from generative.model.dataset import (
     US101_LANES,
     US101_SPEED_LIMIT_MPS,
     lane_ratios,
+    log_gap,
     main_lane_snapshots,
     recording_windows,
     snapshot_density,
@@ -490,7 +491,7 @@ def vehicle_vectors(s: SnapshotSet) -> F64:
         [
             s.speed,
             has.astype(np.float64),
-            np.where(has, np.log(np.maximum(np.nan_to_num(s.gap), 0.1)), 0.0),
+            log_gap(s.gap, has),
             np.nan_to_num(s.headway, nan=0.0),
             np.nan_to_num(s.rel_speed, nan=0.0),
             s.lane.astype(np.float64),

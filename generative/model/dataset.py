@@ -81,6 +81,19 @@ BEHAVIOR_LOWER = np.array([LOWER[0] / US101_SPEED_LIMIT_MPS, *LOWER[1:]])
 BEHAVIOR_UPPER = np.array([UPPER[0] / US101_SPEED_LIMIT_MPS, *UPPER[1:]])
 
 
+MIN_LOG_GAP_M = 0.1  # [m] gaps are floored here before the log (touching cars stay finite)
+
+
+def log_gap(gap: F64, has: NDArray[np.bool_]) -> F64:
+    """The network's gap encoding: log of the bumper gap [m] where there is one, else 0.
+
+    Training (:func:`build_examples`), sampling and the realism classifier all encode gaps with
+    this one function, so they cannot drift apart.
+    """
+    out: F64 = np.where(has, np.log(np.maximum(np.nan_to_num(gap, nan=1.0), MIN_LOG_GAP_M)), 0.0)
+    return out
+
+
 def to_z(theta: F64) -> F64:
     """Bounded behaviour parameters ``(.., 5)`` -> unbounded logits (the IDM fit's transform)."""
     p = np.clip((theta - BEHAVIOR_LOWER) / (BEHAVIOR_UPPER - BEHAVIOR_LOWER), 1e-4, 1 - 1e-4)
@@ -301,7 +314,7 @@ def build_examples(
             (snap.lane == US101_LANES - 1).astype(np.float64),
             (~has_lead).astype(np.float64),
             np.where(has_lead, v[li], 0.0),
-            np.where(prev_has_gap, np.log(np.maximum(np.nan_to_num(prev_gap), 0.1)), 0.0),
+            log_gap(prev_gap, prev_has_gap),
             prev_has_gap.astype(np.float64),
             np.where(has_lead, snap.length_m[li] / LENGTH_SCALE, 0.0),
             left_v,
@@ -312,7 +325,7 @@ def build_examples(
     gap = snap.gap_m
     y = np.stack(
         [
-            np.where(has_lead, np.log(np.maximum(np.nan_to_num(gap, nan=1.0), 0.1)), 0.0),
+            log_gap(gap, has_lead),
             v,
             np.log(snap.length_m),
             snap.width_m,

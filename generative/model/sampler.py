@@ -67,6 +67,7 @@ from generative.model.dataset import (
     LENGTH_SCALE,
     US101_SPEED_LIMIT_MPS,
     from_z,
+    log_gap,
 )
 from generative.model.network import NetConfig, NumpyHead, TrafficNet
 from generative.model.placement import (
@@ -401,9 +402,7 @@ class LearnedTrafficSampler(SceneSampler):
                 "is_right": np.full(n, float(st.lane == st.num_lanes - 1)),
                 "first": st.first.astype(np.float64),
                 "prev_v": st.prev_v,
-                "prev_log_gap": np.where(
-                    has_gap, np.log(np.maximum(np.nan_to_num(st.prev_gap), 0.1)), 0.0
-                ),
+                "prev_log_gap": log_gap(st.prev_gap, has_gap),
                 "prev_has_gap": has_gap.astype(np.float64),
                 "prev_len": st.prev_len / LENGTH_SCALE,
                 "left_v": np.where(has_left, np.nan_to_num(st.left_v), 0.0),
@@ -429,7 +428,7 @@ class LearnedTrafficSampler(SceneSampler):
         bx = np.stack(
             [
                 v,
-                np.where(has_gap, np.log(np.maximum(np.nan_to_num(gap), 0.1)), 0.0),
+                log_gap(gap, has_gap),
                 has_gap.astype(np.float64),
                 d_cond[scene] / DENSITY_SCALE,
                 difficulty[scene],
