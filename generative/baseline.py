@@ -28,10 +28,8 @@ from generative.model.placement import (
     PlacementState,
     Proposal,
     RoadContext,
-    SamplerError,
     place,
     to_vehicles,
-    zone_matrix,
 )
 from generative.model.sampler import SceneSampler
 from generative.model.validity import ValidityCounts, Vehicles, make_valid
@@ -81,21 +79,15 @@ class RuleBasedTrafficSampler(SceneSampler):
         ``lane_ratio`` ``(S, L)``: per-lane density / ``density`` (None: every lane at
         ``density``); each lane's mean spacing follows its own density.
         """
-        density = np.asarray(density, np.float64)
-        difficulty = np.asarray(difficulty, np.float64)
-        if density.shape != difficulty.shape or not np.all(density > 0):
-            raise SamplerError(
-                f"density/difficulty: expected two (S,) arrays with density > 0, got "
-                f"{density.tolist()} and {difficulty.tolist()}"
-            )
+        density, difficulty, (lo, hi), zl, zh = self._scene_args(
+            ctx, density, difficulty, s_range, zones
+        )
         n_s = density.shape[0]
-        lo, hi = s_range if s_range is not None else (0.0, ctx.length)
-        zl, zh = zone_matrix(zones if zones is not None else [()] * n_s, n_s, ctx.num_lanes)
-        ratio = np.ones((n_s, ctx.num_lanes)) if lane_ratio is None else np.asarray(lane_ratio)
-        if ratio.shape != (n_s, ctx.num_lanes) or not np.all(ratio > 0):
-            raise SamplerError(
-                f"lane_ratio: expected ({n_s}, {ctx.num_lanes}) values > 0, got shape {ratio.shape}"
-            )
+        ratio = (
+            np.ones((n_s, ctx.num_lanes))
+            if lane_ratio is None
+            else self._lane_ratio(lane_ratio, n_s, ctx.num_lanes)
+        )
         lane_dens = density[:, None] * ratio  # (S, L)
         mean_gap = np.maximum(1000.0 / lane_dens - CAR_LENGTH_M, GAP_MIN_M)
         faster = DIFFICULTY_SPEED_FRAC * np.clip(difficulty, 0.0, 1.0)

@@ -188,6 +188,39 @@ class SceneSampler:
         """S scenes at once on one road (implemented by each sampler)."""
         raise NotImplementedError
 
+    @staticmethod
+    def _scene_args(
+        ctx: RoadContext,
+        density: F64,
+        difficulty: F64,
+        s_range: tuple[float, float] | None,
+        zones: Sequence[Sequence[tuple[int, int, float, float]]] | None,
+    ) -> tuple[F64, F64, tuple[float, float], F64, F64]:
+        """``sample_vehicles``' shared arguments checked (errors name the argument):
+        (density, difficulty, s_range, zone lows, zone highs)."""
+        density = np.asarray(density, np.float64)
+        difficulty = np.asarray(difficulty, np.float64)
+        _check(density, difficulty)
+        n_s = density.shape[0]
+        lo, hi = s_range if s_range is not None else (0.0, ctx.length)
+        if not 0.0 <= lo < hi <= ctx.length + 1e-6:
+            raise SamplerError(
+                f"s_range: expected 0 <= lo < hi <= {ctx.length:.1f}, got {(lo, hi)}"
+            )
+        zl, zh = zone_matrix(zones if zones is not None else [()] * n_s, n_s, ctx.num_lanes)
+        return density, difficulty, (lo, hi), zl, zh
+
+    @staticmethod
+    def _lane_ratio(lane_ratio: F64, n_s: int, num_lanes: int) -> F64:
+        """A caller's per-lane density ratios, checked: (S, L) finite values > 0."""
+        ratio = np.asarray(lane_ratio, np.float64)
+        if ratio.shape != (n_s, num_lanes) or not np.all(np.isfinite(ratio) & (ratio > 0)):
+            raise SamplerError(
+                f"lane_ratio: expected ({n_s}, {num_lanes}) finite values > 0, got "
+                f"shape {ratio.shape}"
+            )
+        return ratio
+
     def sample_traffic(
         self,
         road: RoadSpec,
@@ -364,25 +397,14 @@ class LearnedTrafficSampler(SceneSampler):
         Returns:
             (valid vehicles of all scenes, this call's validity counts).
         """
-        density = np.asarray(density, np.float64)
-        difficulty = np.asarray(difficulty, np.float64)
-        _check(density, difficulty)
+        density, difficulty, (lo, hi), zl, zh = self._scene_args(
+            ctx, density, difficulty, s_range, zones
+        )
         n_s = density.shape[0]
-        lo, hi = s_range if s_range is not None else (0.0, ctx.length)
-        if not 0.0 <= lo < hi <= ctx.length + 1e-6:
-            raise SamplerError(
-                f"s_range: expected 0 <= lo < hi <= {ctx.length:.1f}, got {(lo, hi)}"
-            )
-        zl, zh = zone_matrix(zones if zones is not None else [()] * n_s, n_s, ctx.num_lanes)
         if lane_ratio is None:
             ratio = self.draw_lane_ratios(density, ctx.num_lanes, rng)
         else:
-            ratio = np.asarray(lane_ratio, np.float64)
-            if ratio.shape != (n_s, ctx.num_lanes) or not np.all(np.isfinite(ratio) & (ratio > 0)):
-                raise SamplerError(
-                    f"lane_ratio: expected ({n_s}, {ctx.num_lanes}) finite values > 0, got "
-                    f"shape {ratio.shape}"
-                )
+            ratio = self._lane_ratio(lane_ratio, n_s, ctx.num_lanes)
         d_cond, stretch = self.density_input(density, difficulty)
         limit = ctx.road.speed_limit
         place_head, beh_head, temp = self._place_head, self._beh_head, self.temperature

@@ -343,14 +343,17 @@ def test_gap_rule_slows_a_follower_that_is_too_fast() -> None:
     assert out.speed[1] == 20.0
 
 
-def test_bad_arguments_are_named(sampler: LearnedTrafficSampler) -> None:
+@pytest.mark.parametrize("which", ["learned", "rule_based"])
+def test_bad_arguments_are_named(sampler: LearnedTrafficSampler, which: str) -> None:
+    """Both samplers check their arguments the same way (one shared front end)."""
+    smp = sampler if which == "learned" else RuleBasedTrafficSampler()
     rng = np.random.default_rng(0)
     with pytest.raises(SamplerError, match="density_veh_per_km_lane: expected > 0"):
-        sampler.sample_traffic(RoadSpec(), rng, density_veh_per_km_lane=-1.0)
+        smp.sample_traffic(RoadSpec(), rng, density_veh_per_km_lane=-1.0)
     with pytest.raises(SamplerError, match=r"difficulty: expected a number in \[0, 1\]"):
-        sampler.sample_traffic(RoadSpec(), rng, difficulty=1.5)
+        smp.sample_traffic(RoadSpec(), rng, difficulty=1.5)
     with pytest.raises(SamplerError, match="s_range: expected 0 <= lo < hi"):
-        sampler.sample_traffic(RoadSpec(length=500.0), rng, s_range=(100.0, 900.0))
+        smp.sample_traffic(RoadSpec(length=500.0), rng, s_range=(100.0, 900.0))
 
 
 def test_backgrounds_by_name() -> None:
