@@ -45,7 +45,8 @@ RECIPES = {
                  "eval_episodes=128"],
     "suite_bc_eco": ["suite=highway", "reward=eco", "bc.steps=200000", "bc.rounds=4",
                      "bc.expert_a_max=1.2", "ppo.learning_rate=1e-4",
-                     "ppo.hidden_sizes=[128,128]", "eval_every=20", "eval_episodes=128"],
+                     "ppo.hidden_sizes=[128,128]", "eval_every=10", "eval_episodes=128",
+                     "time_budget.ratio=1.04"],
 }  # fmt: skip
 COMPETENT_RC = 0.95  # route completion the issue calls competent ...
 COMPETENT_COLLISIONS = 0.02  # ... at this collision rate or less

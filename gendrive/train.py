@@ -27,7 +27,7 @@ import math
 import signal
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -37,13 +37,16 @@ import torch
 from gendrive.run import metrics_config, reward_weights, scenario_from_config, write_json_atomic
 from gendrive.train_config import TrainConfig
 from policy.ppo.checkpoint import CheckpointError, load_checkpoint, restore, save_checkpoint
-from policy.ppo.trainer import PPOTrainer, evaluate
+from policy.ppo.trainer import PPOTrainer, evaluate, evaluate_driver
 from sim.env import DriveVectorEnv
 from sim.scenario import ScenarioSpec, SpecError
 
 RESUME_KEEPS = ("total_steps", "device", "torch_threads", "progress_bar", "checkpoint_every",
                 "eval_every", "resume", "tensorboard")  # fmt: skip
-EVAL_KEYS = ("return", "route_completion", "collision_rate", "success_rate", "length")
+EVAL_KEYS = ("return", "route_completion", "collision_rate", "success_rate", "length",
+             "travel_time_s", "fuel_l_per_100km", "pace_s_per_km")  # fmt: skip
+COMPETENT_RC = 0.95  # route completion the issue calls competent (time_budget's best.pt) ...
+COMPETENT_COLLISIONS = 0.02  # ... at this collision rate or less
 
 
 scenario_spec = scenario_from_config  # the same rule as gendrive run
@@ -72,6 +75,34 @@ def make_env(cfg: TrainConfig, num_envs: int) -> DriveVectorEnv:
         metrics=metrics_config(cfg),
         mobil_interval_s=cfg.sim.mobil_interval_s,
     )
+
+
+def dual_step(weight: float, measured: float, budget: float, lr: float, max_weight: float) -> float:
+    """One projected dual-ascent step of a Lagrange multiplier: up while the constrained quantity
+    (``measured``) exceeds ``budget``, down while it is under, kept in [0, max_weight]."""
+    return float(min(max(weight + lr * (measured - budget), 0.0), max_weight))
+
+
+def eval_rank(ev: dict[str, float], time_ratio: float | None, budget: float) -> tuple[int, float]:
+    """The ordering key of an evaluation for ``best.pt`` (larger is better).
+
+    Without a time budget (``budget`` 0): the evaluation return. With one: first the competent
+    evaluations within the budget (``time_ratio <= budget``), by least fuel per km; then the rest
+    by return (the multiplier moves the return's scale, so returns rank only until then).
+    """
+    if budget > 0 and time_ratio is not None:
+        fuel = ev.get("fuel_l_per_100km", math.nan)
+        if (time_ratio <= budget and math.isfinite(fuel)
+                and ev["route_completion"] >= COMPETENT_RC
+                and ev["collision_rate"] <= COMPETENT_COLLISIONS):  # fmt: skip
+            return (1, -fuel)
+    return (0, ev["return"])
+
+
+def _set_speed_weight(envs: list[DriveVectorEnv | None], w: float) -> None:
+    for e in envs:
+        if e is not None:
+            e.weights = replace(e.weights, speed_tracking=w)
 
 
 def _is_number(v: Any) -> bool:
@@ -185,6 +216,17 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
         raise ValueError(f"checkpoint_every: expected >= 1, got {cfg.checkpoint_every}")
     if cfg.torch_threads < 1:
         raise ValueError(f"torch_threads: expected >= 1, got {cfg.torch_threads}")
+    tb_cfg = cfg.time_budget
+    if tb_cfg.ratio < 0 or (tb_cfg.ratio > 0 and cfg.eval_every < 1):
+        raise ValueError(
+            "time_budget.ratio: expected 0 (off) or > 0 with eval_every >= 1 (the constraint is "
+            f"measured by the evaluations), got ratio {tb_cfg.ratio}, eval_every {cfg.eval_every}"
+        )
+    if tb_cfg.lr < 0 or not 0 <= tb_cfg.init_weight <= tb_cfg.max_weight:
+        raise ValueError(
+            "time_budget: expected lr >= 0 and 0 <= init_weight <= max_weight, got "
+            f"lr {tb_cfg.lr}, init_weight {tb_cfg.init_weight}, max_weight {tb_cfg.max_weight}"
+        )
     device = resolve_device(cfg.device)
     torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)
@@ -220,12 +262,30 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
             bc_log[-1].update({f"eval/{k}": v for k, v in bc_eval.items()})
             print("clone evaluation: " + ", ".join(f"{k} {v:.3g}" for k, v in bc_eval.items()),
                   file=log)  # fmt: skip
+    # The travel-time constraint: the rule-based driver's time on the evaluation episodes is
+    # the reference (deterministic, so a resumed run measures the same); the multiplier is the
+    # speed_tracking weight of both envs.
+    ref_eval: dict[str, float] = {}
+    speed_w = tb_cfg.init_weight
+    if tb_cfg.ratio > 0:
+        assert eval_env is not None
+        from policy.rule_based import RuleBasedDriver
+
+        ref_eval = evaluate_driver(RuleBasedDriver(vehicle=eval_env.params.vehicle), eval_env,
+                                   cfg.eval_seed)  # fmt: skip
+        print(f"time budget: {tb_cfg.ratio:g} x the rule-based driver's "
+              f"{ref_eval['travel_time_s']:.2f} s (its fuel {ref_eval['fuel_l_per_100km']:.2f} "
+              f"l/100 km) on the {cfg.eval_episodes} evaluation episodes", file=log)  # fmt: skip
     trainer.start()
-    best = -math.inf
+    best: tuple[int, float] = (0, -math.inf)
     if ckpt is not None:
         restore(trainer, ckpt, ckpt_path)
-        best = float(ckpt.get("best_eval", -math.inf))
+        key = ckpt.get("best_key")
+        best = (int(key[0]), float(key[1])) if key else (0, float(ckpt.get("best_eval", -math.inf)))
+        speed_w = float(ckpt.get("time_budget_weight", speed_w))
         print(f"resumed from {ckpt_path} at update {trainer.update}", file=log)
+    if tb_cfg.ratio > 0:
+        _set_speed_weight([env, eval_env], speed_w)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out_dir / "checkpoints"
@@ -268,7 +328,8 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
     interrupted = False
 
     def checkpoint(path: Path) -> None:
-        save_checkpoint(path, trainer, saved_cfg, best_eval=best)
+        save_checkpoint(path, trainer, saved_cfg, best_eval=best[1], best_key=list(best),
+                        time_budget_weight=speed_w)  # fmt: skip
 
     try:
         with _StopFlag() as flag:
@@ -289,9 +350,28 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
                         p.obs_clip,
                     )
                     row.update({f"eval/{k}": v for k, v in last_eval.items()})
-                    if last_eval["return"] > best:
-                        best = last_eval["return"]
+                    ratio = None
+                    if tb_cfg.ratio > 0:
+                        for k in ("travel_time", "pace", "fuel"):
+                            col = next(c for c in EVAL_KEYS if c.startswith(k))
+                            last_eval[f"{k}_ratio"] = last_eval[col] / ref_eval[col]
+                            row[f"eval/{k}_ratio"] = last_eval[f"{k}_ratio"]
+                        ratio = last_eval["travel_time_ratio"]
+                    rank = eval_rank(last_eval, ratio, tb_cfg.ratio)
+                    if rank > best:
+                        best = rank
                         checkpoint(ckpt_dir / "best.pt")
+                    if ratio is not None:  # after best.pt: it holds the weight it was trained at
+                        # The multiplier follows the pace, which a failing episode does not
+                        # flatter as it does the travel time.
+                        speed_w = dual_step(speed_w, last_eval["pace_ratio"], tb_cfg.ratio,
+                                            tb_cfg.lr, tb_cfg.max_weight)  # fmt: skip
+                        _set_speed_weight([env, eval_env], speed_w)
+                elif tb_cfg.ratio > 0:
+                    for k in ("travel_time", "pace", "fuel"):
+                        row[f"eval/{k}_ratio"] = ""
+                if tb_cfg.ratio > 0:
+                    row["time_budget/speed_weight"] = speed_w
                 if writer is None:
                     writer = csv.DictWriter(csv_f, fieldnames=list(row))
                     writer.writeheader()
@@ -331,7 +411,9 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
         "env_steps_per_s": (trainer.global_step - steps_start) / max(wall, 1e-9),
         "device": str(device),
         "last_eval": last_eval,
-        "best_eval_return": best if math.isfinite(best) else None,
+        "best_eval_return": best[1] if best[0] == 0 and math.isfinite(best[1]) else None,
+        "best_eval_fuel_l_per_100km": -best[1] if best[0] == 1 else None,
+        "time_budget": {"reference": ref_eval, "speed_weight": speed_w} if ref_eval else None,
         "bc": {"time_s": bc_time, **bc_log[-1]} if bc_log else None,
     }
     write_json_atomic(out_dir / "train_summary.json", summary)

@@ -112,6 +112,60 @@ def _tb_tags(log_dir: Path) -> list[str]:
     return list(acc.Tags()["scalars"])
 
 
+def test_dual_step_and_eval_rank() -> None:
+    from gendrive.train import dual_step, eval_rank
+
+    assert dual_step(0.1, 1.10, 1.04, 2.0, 1.0) == pytest.approx(0.22)  # too slow: up
+    assert dual_step(0.1, 1.00, 1.04, 2.0, 1.0) == pytest.approx(0.02)  # fast enough: down
+    assert dual_step(0.01, 0.90, 1.04, 2.0, 1.0) == 0.0  # never negative
+    assert dual_step(0.9, 2.00, 1.04, 2.0, 1.0) == 1.0  # capped
+    ok = {"return": 50.0, "route_completion": 0.99, "collision_rate": 0.0, "fuel_l_per_100km": 9.0}
+    thirsty = {**ok, "fuel_l_per_100km": 11.0, "return": 90.0}
+    crashing = {**ok, "collision_rate": 0.05, "fuel_l_per_100km": 5.0, "return": 99.0}
+    # Within the budget and competent: least fuel wins whatever the return.
+    assert eval_rank(ok, 1.03, 1.04) > eval_rank(thirsty, 1.03, 1.04)
+    # Over the budget, or unsafe, ranks below any feasible evaluation.
+    assert eval_rank(thirsty, 1.03, 1.04) > eval_rank(ok, 1.05, 1.04)
+    assert eval_rank(ok, 1.03, 1.04) > eval_rank(crashing, 1.0, 1.04)
+    # Without a budget: the return.
+    assert eval_rank(thirsty, None, 0.0) > eval_rank(ok, None, 0.0)
+
+
+def test_time_budget_moves_the_speed_weight_and_resumes_exactly(tmp_path: Path) -> None:
+    """The multiplier follows the evaluations' pace by dual ascent, reaches the reward, and a
+    resumed run continues with it exactly."""
+    from gendrive.train import dual_step
+
+    steps = 4 * 8 * 32  # 4 updates
+    base = [*SMALL, "suite=smoke", "reward=eco", "eval_every=1", "eval_episodes=4",
+            "checkpoint_every=1", "ppo.anneal_lr=false", "time_budget.ratio=0.5",
+            "time_budget.lr=0.5", "time_budget.init_weight=0.05"]  # fmt: skip
+    log = (tmp_path / "log.txt").open("w")
+    s1 = train(_compose([*base, f"total_steps={steps}"]), tmp_path / "straight", log=log)
+    train(_compose([*base, f"total_steps={steps // 2}"]), tmp_path / "split", log=log)
+    train(_compose([*base, f"total_steps={steps}", f"resume={tmp_path / 'split'}"]),
+          tmp_path / "x", log=log)  # fmt: skip
+    log.close()
+    rows = list(csv.DictReader((tmp_path / "straight" / "updates.csv").open()))
+    w = 0.05
+    for r in rows:  # each logged weight is the dual step from the previous one
+        w = dual_step(w, float(r["eval/pace_ratio"]), 0.5, 0.5, 1.0)
+        assert float(r["time_budget/speed_weight"]) == pytest.approx(w)
+    assert w > 0.05  # nothing drives twice as fast as the rule-based driver: the weight rose
+    ref = s1["time_budget"]["reference"]
+    assert ref["route_completion"] == 1.0 and ref["travel_time_s"] > 5.0
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "split" / "checkpoints" / "last.pt", weights_only=True)
+    assert a["time_budget_weight"] == pytest.approx(w) == b["time_budget_weight"]
+    for k, v in a["model"].items():  # the weight reached the rewards: resume is exact
+        assert torch.equal(v, b["model"][k]), k
+    # The rollouts' rewards saw the multiplier: the speed_tracking term is logged and weighted.
+    split_rows = list(csv.DictReader((tmp_path / "split" / "updates.csv").open()))
+    assert [float(r["time_budget/speed_weight"]) for r in split_rows] == pytest.approx(
+        [float(r["time_budget/speed_weight"]) for r in rows]
+    )
+
+
 def test_console_script_writes_checkpoints_and_update_log(tmp_path: Path) -> None:
     run_dir = tmp_path / "r"
     cmd = [str(EXE), "train", "total_steps=512", *SMALL, *LANE_KEEP, "eval_every=1",
@@ -164,3 +218,17 @@ def test_corrupt_checkpoint_and_bad_settings_exit_2_naming_the_problem(tmp_path:
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert res.returncode == 2 and "total_steps: expected >= " in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["time_budget.ratio=1.05", "eval_every=0"], "time_budget.ratio: expected 0 (off) or > 0"),
+        (["time_budget.ratio=-1"], "time_budget.ratio: expected"),
+        (["time_budget.ratio=1.05", "time_budget.init_weight=2"], "0 <= init_weight <= max"),
+    ],
+)
+def test_bad_time_budget_names_the_field(overrides: list[str], message: str) -> None:
+    cfg = _compose([*SMALL, "total_steps=512", *overrides])
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        train(cfg, Path("/nonexistent/never-written"), log=sys.stderr)

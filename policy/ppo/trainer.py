@@ -19,6 +19,7 @@ One call of :meth:`PPOTrainer.train_update` is one PPO iteration, in the stages 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -269,44 +270,89 @@ def evaluate(
         obs_clip: as in training.
 
     Returns:
-        Means over the B episodes: ``return``, ``route_completion``, ``collision_rate``,
-        ``success_rate``, ``length``; for a mixture of specs also ``<spec name>/route_completion``
-        and ``<spec name>/collision_rate`` per spec.
+        See :func:`evaluate_actions`.
     """
     device = next(agent.parameters()).device
+
+    def act(obs_np: np.ndarray) -> np.ndarray:
+        obs = torch.from_numpy(obs_np).to(device)
+        if obs_rms is not None:
+            obs = obs_rms.normalize(obs, obs_clip)
+        with torch.no_grad():
+            action: np.ndarray = agent(obs).cpu().numpy()
+        return action
+
+    return evaluate_actions(act, env, seed)
+
+
+def evaluate_driver(driver: Any, env: DriveVectorEnv, seed: int) -> dict[str, float]:
+    """:func:`evaluate_actions` for a driver that acts on the world state (``act(state, road)``,
+    ``reset(mask)``: the rule-based driver), on the same episodes as :func:`evaluate`."""
+
+    def act(_obs: np.ndarray) -> np.ndarray:
+        assert env.state is not None
+        return np.asarray(driver.act(env.state, env.road))
+
+    driver.reset(np.ones(env.num_envs, np.bool_))
+    return evaluate_actions(act, env, seed)
+
+
+def evaluate_actions(
+    act: Callable[[np.ndarray], np.ndarray], env: DriveVectorEnv, seed: int
+) -> dict[str, float]:
+    """One episode per environment, actions from ``act(observation)``; env b uses ``seed + b``.
+
+    Returns:
+        Means over the B episodes: ``return``, ``route_completion``, ``collision_rate``,
+        ``success_rate``, ``length`` [steps], ``travel_time_s`` (the episode's duration, as
+        ``gendrive evaluate``'s column up to the completing step's fraction) and
+        ``fuel_l_per_100km`` (per episode, over the episodes that moved at least 1 m, as
+        ``gendrive evaluate``'s mean), ``pace_s_per_km`` (all episodes' time over all their
+        route progress: a speed measure that failed episodes do not shorten); for a mixture of
+        specs also ``<spec name>/route_completion`` and ``<spec name>/collision_rate`` per spec.
+    """
     B = env.num_envs
     K = len(env.specs)
     # A mixture of scenarios is covered evenly (env b runs spec b mod K), not by random draws.
     cover = {"spec_index": np.arange(B) % K} if K > 1 else None
     obs_np, _ = env.reset(seed=seed, options=cover)
     spec = env.spec_index.copy()
+    dt = float(env.params.dt)
     done = np.zeros(B, np.bool_)
     ret = np.zeros(B)
     rc = np.zeros(B)
     col = np.zeros(B)
     ok = np.zeros(B)
     length = np.zeros(B)
+    fuel_ml = np.zeros(B)
+    dist_m = np.zeros(B)
+    progress = np.zeros(B)
     while not done.all():
-        obs = torch.from_numpy(obs_np).to(device)
-        if obs_rms is not None:
-            obs = obs_rms.normalize(obs, obs_clip)
-        with torch.no_grad():
-            action = agent(obs)
-        obs_np, _, _, _, info = env.step(action.cpu().numpy())
+        obs_np, _, _, _, info = env.step(act(obs_np))
+        assert env.state is not None  # NEXT_STEP autoreset: still the step's world
+        live = ~done
+        fuel_ml += np.where(live, info["reward_terms"]["fuel"], 0.0)
+        dist_m += np.where(live, env.state.speed[:, 0] * dt, 0.0)
         if "_episode" in info:
-            m = info["_episode"] & ~done
+            m = info["_episode"] & live
             ret[m] = info["episode"]["r"][m]
             length[m] = info["episode"]["l"][m]
             rc[m] = route_completion(info, env, m)
+            progress[m] = info["progress"][m]
             col[m] = info["collision"][m]
             ok[m] = info["route_completed"][m]
             done |= m
+    moved = dist_m >= 1.0
+    fuel = 100.0 * fuel_ml[moved] / dist_m[moved]  # ml/m x 100 = l/100 km
     out = {
         "return": float(ret.mean()),
         "route_completion": float(rc.mean()),
         "collision_rate": float(col.mean()),
         "success_rate": float(ok.mean()),
         "length": float(length.mean()),
+        "travel_time_s": float(length.mean() * dt),
+        "fuel_l_per_100km": float(fuel.mean()) if fuel.size else math.nan,
+        "pace_s_per_km": float(length.sum() * dt / max(progress.sum() / 1000.0, 1e-9)),
     }
     if K > 1:
         for k, sp in enumerate(env.specs):

@@ -148,3 +148,42 @@ def test_corrupt_or_incompatible_checkpoint_names_the_problem(tmp_path: Path) ->
         CheckpointError, match=r"good\.pt: reward_scaler\.ret: expected shape \(2,\), found \(4,\)"
     ):
         restore(other, load_checkpoint(good), good)
+
+
+def test_evaluation_fuel_time_and_pace_match_the_episode_tracker() -> None:
+    """The trainer's evaluation reports fuel and travel time as ``gendrive evaluate`` does."""
+    from dataclasses import replace
+
+    from policy.ppo.trainer import evaluate_driver
+    from policy.rule_based import RuleBasedDriver
+    from sim.episode import EpisodeTracker
+    from sim.scenario import load_spec
+
+    hw = load_spec(Path(__file__).parents[3] / "configs" / "scenario" / "highway.yaml")
+    # Short: 7 of 8 routes complete (250 m), one times out: both travel-time cases count.
+    spec = replace(hw, time_limit_s=8.5, ego=replace(hw.ego, route_length=250.0))
+    env = DriveVectorEnv(8, scenario=spec)
+    got = evaluate_driver(RuleBasedDriver(), env, EVAL_SEED)
+
+    env.reset(seed=EVAL_SEED)
+    driver = RuleBasedDriver()
+    driver.reset(np.ones(8, np.bool_))
+    tracker = EpisodeTracker(8)
+    active = np.ones(8, np.bool_)
+    rows = []
+    while active.any():
+        prev = env.state
+        assert prev is not None
+        st, out, rew, _, _ = env.advance(driver.act(prev, env.road))
+        tracker.update(prev, st, out, rew, active)
+        for b in np.nonzero(active & (out.terminated | out.truncated))[0]:
+            rows.append(tracker.finish(int(b), st, out))
+            active[b] = False
+    fuel = np.mean([r["fuel_l_per_100km"] for r in rows])
+    time_s = np.mean([r["travel_time_s"] for r in rows])
+    pace = sum(r["time_s"] for r in rows) / (sum(r["progress_m"] for r in rows) / 1000.0)
+    assert got["fuel_l_per_100km"] == pytest.approx(fuel, rel=1e-3)
+    assert got["travel_time_s"] == pytest.approx(time_s, abs=env.params.dt)  # up to a step
+    assert got["pace_s_per_km"] == pytest.approx(pace, rel=1e-3)
+    assert 0 < sum(r["completed"] for r in rows) < len(rows)  # both cases are covered
+    assert got["success_rate"] == pytest.approx(np.mean([r["completed"] for r in rows]))
