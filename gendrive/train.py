@@ -237,7 +237,15 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
     if len(env.specs) > 1:  # a mixture: also per scenario (trainer.evaluate's keys)
         eval_keys += [f"{sp.name}/{m}" for sp in env.specs for m in ("route_completion",
                                                                     "collision_rate")]  # fmt: skip
-    trainer = PPOTrainer(env, p, device, seed=cfg.seed)
+    guide = None
+    if p.guide_coef > 0:  # the driver the guide loss imitates: the cloned expert's settings
+        from policy.rule_based import RuleBasedDriver, RuleBasedParams
+
+        guide = RuleBasedDriver(RuleBasedParams(lane_change=cfg.bc.expert_lane_change,
+                                                speed_factor=cfg.bc.expert_speed_factor,
+                                                a_max=cfg.bc.expert_a_max),
+                                vehicle=env.params.vehicle)  # fmt: skip
+    trainer = PPOTrainer(env, p, device, seed=cfg.seed, guide=guide)
     bc_log: list[dict[str, float]] = []
     bc_time = 0.0
     if ckpt is None and cfg.bc.steps > 0:

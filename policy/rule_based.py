@@ -68,7 +68,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -243,6 +243,17 @@ class RuleBasedDriver:
         self._target[m] = -1
         self._direction[m] = 0
         self._last_change[m] = -np.inf
+
+    def state_dict(self) -> dict[str, list[Any]]:
+        """The lane-change memory as plain lists (a PPO guide's part of a checkpoint)."""
+        return {"target": self._target.tolist(), "direction": self._direction.tolist(),
+                "last_change": self._last_change.tolist()}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, list[Any]]) -> None:
+        """Inverse of :meth:`state_dict`."""
+        self._target = np.asarray(state["target"], np.int32)
+        self._direction = np.asarray(state["direction"], np.int8)
+        self._last_change = np.asarray(state["last_change"], np.float32)
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -53,3 +53,10 @@ class PPOConfig:
     """Divide rewards by the running std of the discounted return (no mean shift)."""
     reward_clip: float = 10.0
     """Clip scaled rewards to +- this."""
+    guide_coef: float = 0.0
+    """Weight of an auxiliary imitation loss: the negative log-likelihood of a guide driver's
+    action (the rule-based driver, labelling every rollout state, DAgger-style) on the action
+    dimensions ``guide_dims``, added to the PPO loss. 0: off (plain PPO)."""
+    guide_dims: list[int] = field(default_factory=lambda: [0])
+    """Action dimensions the guide loss covers: 0 steering (lane keeping and lane changes),
+    1 acceleration. The default leaves the speed to the reward (eco-driving, docs/ppo.md)."""

@@ -107,6 +107,14 @@ class ActorCritic(nn.Module):
         entropy = d.entropy().sum(-1) + self.action_dim * LOG2  # type: ignore[no-untyped-call]
         return logp, entropy, self.value(obs)
 
+    def log_prob_dims(self, obs: Tensor, action: Tensor, dims: Tensor) -> Tensor:
+        """Log-prob (M,) of the action dimensions ``dims`` of ``action`` (M, A) in [-1, 1]
+        (the guide loss of :func:`policy.ppo.update.ppo_update`)."""
+        d = self.dist(obs)
+        x = ((action + 1.0) * 0.5).clamp(X_EPS, 1.0 - X_EPS)
+        lp: Tensor = d.log_prob(x)  # type: ignore[no-untyped-call]
+        return lp[:, dims].sum(-1) - dims.numel() * LOG2
+
     def forward(self, obs: Tensor) -> Tensor:
         """Deterministic action (B, A) in [-1, 1] (for export and evaluation)."""
         return 2.0 * self.dist(obs).mean - 1.0

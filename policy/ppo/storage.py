@@ -25,6 +25,7 @@ class RolloutStorage:
     terminated: Tensor  # (T, B) bool
     truncated: Tensor  # (T, B) bool
     valid: Tensor  # (T, B) bool, False on ghost steps
+    guide_actions: Tensor  # (T, B, A) float32: a guide driver's action (guide_coef > 0 only)
 
     @classmethod
     def allocate(
@@ -45,4 +46,5 @@ class RolloutStorage:
             terminated=z(T, B, dtype=torch.bool),
             truncated=z(T, B, dtype=torch.bool),
             valid=z(T, B, dtype=torch.bool),
+            guide_actions=z(T, B, action_dim),
         )

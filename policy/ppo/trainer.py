@@ -59,6 +59,9 @@ class PPOTrainer:
         cfg: hyperparameters.
         device: where the networks and the rollout storage live.
         seed: the environments are reset with ``seed`` (env b: ``seed + b``) by :meth:`start`.
+        guide: a driver with ``act(state, road)`` and ``reset(mask)`` (the rule-based driver)
+            that labels every rollout state for the guide loss (``cfg.guide_coef > 0``); its
+            lane-change memory is saved with the trainer when it has ``state_dict``.
     """
 
     def __init__(
@@ -67,7 +70,12 @@ class PPOTrainer:
         cfg: PPOConfig,
         device: torch.device | str = "cpu",
         seed: int = 0,
+        guide: Any = None,
     ) -> None:
+        if cfg.guide_coef > 0 and guide is None:
+            raise ValueError("ppo.guide_coef > 0 needs a guide driver (gendrive train builds one)")
+        if any(d not in (0, 1) for d in cfg.guide_dims):
+            raise ValueError(f"ppo.guide_dims: expected a subset of [0, 1], got {cfg.guide_dims}")
         if env.num_envs != cfg.num_envs:
             raise ValueError(f"ppo.num_envs={cfg.num_envs} but the env has {env.num_envs}")
         if cfg.num_steps < 1 or cfg.num_minibatches < 1 or cfg.update_epochs < 1:
@@ -78,6 +86,7 @@ class PPOTrainer:
         self.cfg = cfg
         self.device = torch.device(device)
         self.seed = seed
+        self.guide: Any = guide if cfg.guide_coef > 0 else None
         self.obs_dim = int(shape[0])
         self.agent = ActorCritic(self.obs_dim, list(cfg.hidden_sizes)).to(self.device)
         self.optimizer = torch.optim.Adam(
@@ -103,6 +112,8 @@ class PPOTrainer:
         obs_np, _ = self.env.reset(seed=self.seed)
         self.obs = self._observe(obs_np)
         self.ghost.zero_()
+        if self.guide is not None:
+            self.guide.reset(np.ones(self.env.num_envs, np.bool_))
 
     def _observe(self, obs_np: np.ndarray) -> Tensor:
         obs = torch.from_numpy(obs_np).to(self.device, non_blocking=True)
@@ -131,6 +142,9 @@ class PPOTrainer:
             s.actions[t] = action
             s.logprobs[t] = logp
             s.values[t] = value
+            if self.guide is not None:
+                assert env.state is not None
+                s.guide_actions[t] = torch.from_numpy(self.guide.act(env.state, env.road))
 
             obs_np, rew_np, term_np, trunc_np, info = env.step(action.cpu().numpy())
 
@@ -143,6 +157,9 @@ class PPOTrainer:
             s.rewards[t] = reward
             s.terminated[t] = term
             s.truncated[t] = trunc
+            if self.guide is not None and bool(self.ghost.any()):
+                # The env reset these on this step: the guide forgets their lane changes.
+                self.guide.reset(self.ghost.cpu().numpy())
             self.ghost = term | trunc
             self.obs = self._observe(obs_np)
 
@@ -220,6 +237,7 @@ class PPOTrainer:
             s.values.flatten()[idx],
             advantages.flatten()[idx],
             returns.flatten()[idx],
+            s.guide_actions.flatten(0, 1)[idx] if self.guide is not None else None,
         )
         self.update += 1
         return losses
@@ -237,6 +255,7 @@ class PPOTrainer:
             "update": self.update,
             "obs": self.obs.cpu(),
             "ghost": self.ghost.cpu(),
+            **({"guide": self.guide.state_dict()} if hasattr(self.guide, "state_dict") else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -249,6 +268,8 @@ class PPOTrainer:
         self.update = int(state["update"])
         self.obs = state["obs"].to(self.device)
         self.ghost = state["ghost"].to(self.device)
+        if "guide" in state and hasattr(self.guide, "load_state_dict"):
+            self.guide.load_state_dict(state["guide"])
 
 
 def evaluate(

@@ -30,6 +30,7 @@ def ppo_update(
     values: Tensor,
     advantages: Tensor,
     returns: Tensor,
+    guide_actions: Tensor | None = None,
 ) -> dict[str, float]:
     """Run ``cfg.update_epochs`` epochs of minibatch PPO over a flat batch of M transitions.
 
@@ -43,15 +44,21 @@ def ppo_update(
         values: (M,) V(s) at collection time.
         advantages: (M,) GAE advantages.
         returns: (M,) value targets.
+        guide_actions: (M, A) a guide driver's actions; with ``cfg.guide_coef > 0`` their
+            negative log-likelihood on ``cfg.guide_dims`` is added to the loss (weighted).
 
     Returns:
         Means over the minibatches done: ``policy_loss``, ``value_loss``, ``entropy``,
-        ``approx_kl``, ``old_approx_kl``, ``clipfrac``, plus ``epochs`` (fractional when
-        the KL stop hit mid-epoch) and ``explained_variance`` of the collected values.
+        ``approx_kl``, ``old_approx_kl``, ``clipfrac``, ``guide_loss`` (0 when off), plus
+        ``epochs`` (fractional when the KL stop hit mid-epoch) and ``explained_variance`` of
+        the collected values.
     """
     M = obs.shape[0]
     mb_size = max(1, M // cfg.num_minibatches)
-    sums = torch.zeros(6, dtype=torch.float64, device=obs.device)
+    sums = torch.zeros(7, dtype=torch.float64, device=obs.device)
+    guided = guide_actions is not None and cfg.guide_coef > 0
+    gdims = torch.as_tensor(list(cfg.guide_dims), dtype=torch.long, device=obs.device)
+    zero = torch.zeros((), device=obs.device)
     n_mb = 0
     stop = False
     for _epoch in range(cfg.update_epochs):
@@ -89,13 +96,20 @@ def ppo_update(
 
             ent = entropy.mean()
             loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
+            g_loss = zero
+            if guided:
+                assert guide_actions is not None
+                g_loss = -agent.log_prob_dims(obs[mb], guide_actions[mb], gdims).mean()
+                loss = loss + cfg.guide_coef * g_loss
 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
             optimizer.step()
 
-            mb_stats = torch.stack([pg_loss, v_loss, ent, approx_kl, old_approx_kl, clipfrac])
+            mb_stats = torch.stack(
+                [pg_loss, v_loss, ent, approx_kl, old_approx_kl, clipfrac, g_loss.detach()]
+            )
             sums += mb_stats.detach().double()
             n_mb += 1
             if cfg.target_kl is not None and approx_kl.item() > cfg.target_kl:
@@ -115,6 +129,7 @@ def ppo_update(
         "approx_kl": means[3],
         "old_approx_kl": means[4],
         "clipfrac": means[5],
+        "guide_loss": means[6],
         "epochs": n_mb / per_epoch,
         "explained_variance": explained_var,
     }
