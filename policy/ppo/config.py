@@ -60,3 +60,8 @@ class PPOConfig:
     guide_dims: list[int] = field(default_factory=lambda: [0])
     """Action dimensions the guide loss covers: 0 steering (lane keeping and lane changes),
     1 acceleration. The default leaves the speed to the reward (eco-driving, docs/ppo.md)."""
+    guide_executes: bool = False
+    """Execute the guide's action on ``guide_dims`` in the rollouts (the rule-based driver
+    steers and changes lanes while PPO learns the rest): PPO's surrogate and entropy cover only
+    the other dimensions, and the guided ones are learnt by the guide loss alone, so the
+    network still drives on its own afterwards. Needs ``guide_coef > 0``."""

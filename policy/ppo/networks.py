@@ -91,29 +91,33 @@ class ActorCritic(nn.Module):
         logp = d.log_prob(x).sum(-1) - self.action_dim * LOG2  # type: ignore[no-untyped-call]
         return 2.0 * x - 1.0, logp, self.value(obs)
 
-    def evaluate(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def evaluate(
+        self, obs: Tensor, action: Tensor, dims: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Log-prob and entropy of given actions, and values, for the PPO loss.
 
         Args:
             obs: (M, D) normalised observations.
             action: (M, A) actions in [-1, 1] (as returned by :meth:`act`).
+            dims: only these action dimensions count (None: all); the others are not the
+                policy's (a guide drives them, ``ppo.guide_executes``).
 
         Returns:
             (log-prob (M,), entropy (M,) in nats of the action in [-1, 1], value (M,)).
         """
         d = self.dist(obs)
         x = ((action + 1.0) * 0.5).clamp(X_EPS, 1.0 - X_EPS)
-        logp = d.log_prob(x).sum(-1) - self.action_dim * LOG2  # type: ignore[no-untyped-call]
-        entropy = d.entropy().sum(-1) + self.action_dim * LOG2  # type: ignore[no-untyped-call]
-        return logp, entropy, self.value(obs)
+        lp: Tensor = d.log_prob(x)  # type: ignore[no-untyped-call]
+        ent: Tensor = d.entropy()  # type: ignore[no-untyped-call]
+        if dims is not None:
+            lp, ent = lp[:, dims], ent[:, dims]
+        n = lp.shape[-1]
+        return lp.sum(-1) - n * LOG2, ent.sum(-1) + n * LOG2, self.value(obs)
 
     def log_prob_dims(self, obs: Tensor, action: Tensor, dims: Tensor) -> Tensor:
         """Log-prob (M,) of the action dimensions ``dims`` of ``action`` (M, A) in [-1, 1]
         (the guide loss of :func:`policy.ppo.update.ppo_update`)."""
-        d = self.dist(obs)
-        x = ((action + 1.0) * 0.5).clamp(X_EPS, 1.0 - X_EPS)
-        lp: Tensor = d.log_prob(x)  # type: ignore[no-untyped-call]
-        return lp[:, dims].sum(-1) - dims.numel() * LOG2
+        return self.evaluate(obs, action, dims)[0]
 
     def forward(self, obs: Tensor) -> Tensor:
         """Deterministic action (B, A) in [-1, 1] (for export and evaluation)."""

@@ -74,6 +74,9 @@ class PPOTrainer:
     ) -> None:
         if cfg.guide_coef > 0 and guide is None:
             raise ValueError("ppo.guide_coef > 0 needs a guide driver (gendrive train builds one)")
+        if cfg.guide_executes and cfg.guide_coef <= 0:
+            raise ValueError("ppo.guide_executes needs ppo.guide_coef > 0 (the guided dims learn "
+                             "from the guide loss alone)")  # fmt: skip
         if any(d not in (0, 1) for d in cfg.guide_dims):
             raise ValueError(f"ppo.guide_dims: expected a subset of [0, 1], got {cfg.guide_dims}")
         if env.num_envs != cfg.num_envs:
@@ -87,6 +90,13 @@ class PPOTrainer:
         self.device = torch.device(device)
         self.seed = seed
         self.guide: Any = guide if cfg.guide_coef > 0 else None
+        self._guided_dims = torch.as_tensor(
+            list(cfg.guide_dims), dtype=torch.long, device=self.device
+        )
+        free = [d for d in range(2) if d not in cfg.guide_dims]
+        # The policy's own dims when the guide drives the others (None: the policy drives all).
+        self._free_dims = (torch.as_tensor(free, dtype=torch.long, device=self.device)
+                           if cfg.guide_executes and self.guide is not None else None)  # fmt: skip
         self.obs_dim = int(shape[0])
         self.agent = ActorCritic(self.obs_dim, list(cfg.hidden_sizes)).to(self.device)
         self.optimizer = torch.optim.Adam(
@@ -139,12 +149,16 @@ class PPOTrainer:
             s.valid[t] = valid
             with torch.no_grad():
                 action, logp, value = self.agent.act(self.obs)
+                if self.guide is not None:
+                    assert env.state is not None
+                    g = torch.from_numpy(self.guide.act(env.state, env.road)).to(self.device)
+                    s.guide_actions[t] = g
+                    if self._free_dims is not None:  # the guide drives its dims
+                        action[:, self._guided_dims] = g[:, self._guided_dims]
+                        logp = self.agent.log_prob_dims(self.obs, action, self._free_dims)
             s.actions[t] = action
             s.logprobs[t] = logp
             s.values[t] = value
-            if self.guide is not None:
-                assert env.state is not None
-                s.guide_actions[t] = torch.from_numpy(self.guide.act(env.state, env.road))
 
             obs_np, rew_np, term_np, trunc_np, info = env.step(action.cpu().numpy())
 

@@ -58,6 +58,13 @@ def ppo_update(
     sums = torch.zeros(7, dtype=torch.float64, device=obs.device)
     guided = guide_actions is not None and cfg.guide_coef > 0
     gdims = torch.as_tensor(list(cfg.guide_dims), dtype=torch.long, device=obs.device)
+    # With guide_executes the guided dims were the guide's, not sampled: not in the surrogate.
+    free = [d for d in range(actions.shape[1]) if d not in cfg.guide_dims]
+    pdims = (
+        torch.as_tensor(free, dtype=torch.long, device=obs.device)
+        if guided and cfg.guide_executes
+        else None
+    )
     zero = torch.zeros((), device=obs.device)
     n_mb = 0
     stop = False
@@ -65,7 +72,7 @@ def ppo_update(
         perm = torch.randperm(M, device=obs.device)
         for start in range(0, M - mb_size + 1, mb_size):
             mb = perm[start : start + mb_size]
-            new_logp, entropy, new_value = agent.evaluate(obs[mb], actions[mb])
+            new_logp, entropy, new_value = agent.evaluate(obs[mb], actions[mb], pdims)
             logratio = new_logp - logprobs[mb]
             ratio = logratio.exp()
             with torch.no_grad():

@@ -189,7 +189,7 @@ def test_evaluation_fuel_time_and_pace_match_the_episode_tracker() -> None:
     assert got["success_rate"] == pytest.approx(np.mean([r["completed"] for r in rows]))
 
 
-def _guided(seed: int = 0) -> PPOTrainer:
+def _guided(seed: int = 0, executes: bool = False) -> PPOTrainer:
     """A trainer whose steering imitates the rule-based driver on a busy 3-lane highway (lane
     changes happen, so the guide's lane-change memory matters)."""
     from policy.rule_based import RuleBasedDriver
@@ -198,9 +198,8 @@ def _guided(seed: int = 0) -> PPOTrainer:
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     spec = load_spec(Path(__file__).parents[3] / "configs" / "scenario" / "highway.yaml")
-    cfg = PPOConfig(
-        num_envs=16, num_steps=32, hidden_sizes=[32, 32], guide_coef=1.0, learning_rate=3e-3
-    )
+    cfg = PPOConfig(num_envs=16, num_steps=32, hidden_sizes=[32, 32], guide_coef=1.0,
+                    learning_rate=3e-3, guide_executes=executes)  # fmt: skip
     tr = PPOTrainer(DriveVectorEnv(16, scenario=spec), cfg, seed=seed, guide=RuleBasedDriver())
     tr.start()
     return tr
@@ -229,3 +228,23 @@ def test_guide_loss_pulls_steering_to_the_guide_and_resumes_exactly(tmp_path: Pa
         PPOTrainer(straight.env, PPOConfig(num_envs=16, guide_coef=1.0))
     with pytest.raises(ValueError, match=r"guide_dims: expected a subset of \[0, 1\]"):
         PPOTrainer(straight.env, PPOConfig(num_envs=16, guide_dims=[2]))
+    with pytest.raises(ValueError, match=r"guide_executes needs ppo\.guide_coef > 0"):
+        PPOTrainer(straight.env, PPOConfig(num_envs=16, guide_executes=True))
+
+
+def test_an_executing_guide_steers_and_ppo_owns_only_the_acceleration() -> None:
+    tr = _guided(executes=True)
+    tr.collect()
+    s = tr.storage
+    # The rollouts steered as the rule-based driver did; the acceleration is the policy's own.
+    assert torch.equal(s.actions[..., 0], s.guide_actions[..., 0])
+    assert not torch.equal(s.actions[..., 1], s.guide_actions[..., 1])
+    # The stored log-probabilities are those of the acceleration alone.
+    obs, act = s.obs.flatten(0, 1), s.actions.flatten(0, 1)
+    with torch.no_grad():
+        accel_only = tr.agent.log_prob_dims(obs, act, torch.tensor([1]))
+        both = tr.agent.evaluate(obs, act)[0]
+    assert torch.allclose(s.logprobs.flatten(), accel_only, atol=1e-5)
+    assert not torch.allclose(s.logprobs.flatten(), both, atol=1e-3)
+    g = [tr.train_update(4)["guide_loss"] for _ in range(4)]
+    assert g[-1] < g[0]  # the steering head still learns to drive like the guide
