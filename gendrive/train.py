@@ -237,14 +237,13 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
     if len(env.specs) > 1:  # a mixture: also per scenario (trainer.evaluate's keys)
         eval_keys += [f"{sp.name}/{m}" for sp in env.specs for m in ("route_completion",
                                                                     "collision_rate")]  # fmt: skip
-    guide = None
+    guide = eval_guide = None
     if p.guide_coef > 0:  # the driver the guide loss imitates: the cloned expert's settings
-        from policy.rule_based import RuleBasedDriver, RuleBasedParams
+        from policy.load import guide_driver
 
-        guide = RuleBasedDriver(RuleBasedParams(lane_change=cfg.bc.expert_lane_change,
-                                                speed_factor=cfg.bc.expert_speed_factor,
-                                                a_max=cfg.bc.expert_a_max),
-                                vehicle=env.params.vehicle)  # fmt: skip
+        guide = guide_driver(cfg.bc, env.params.vehicle)
+        if p.guide_executes:  # it drives its dims in the evaluations too, as when deployed
+            eval_guide = guide_driver(cfg.bc, env.params.vehicle)
     trainer = PPOTrainer(env, p, device, seed=cfg.seed, guide=guide)
     bc_log: list[dict[str, float]] = []
     bc_time = 0.0
@@ -266,7 +265,8 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
               f"{bc_time:.1f} s", file=log)  # fmt: skip
         if eval_env is not None:  # where PPO starts from (step 0 of the eval curves)
             bc_eval = evaluate(trainer.agent, trainer.obs_rms if p.norm_obs else None, eval_env,
-                               cfg.eval_seed, p.obs_clip)  # fmt: skip
+                               cfg.eval_seed, p.obs_clip, guide=eval_guide,
+                               guide_dims=p.guide_dims)  # fmt: skip
             bc_log[-1].update({f"eval/{k}": v for k, v in bc_eval.items()})
             print("clone evaluation: " + ", ".join(f"{k} {v:.3g}" for k, v in bc_eval.items()),
                   file=log)  # fmt: skip
@@ -356,6 +356,8 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
                         eval_env,
                         cfg.eval_seed,
                         p.obs_clip,
+                        guide=eval_guide,
+                        guide_dims=p.guide_dims,
                     )
                     row.update({f"eval/{k}": v for k, v in last_eval.items()})
                     ratio = None

@@ -91,6 +91,10 @@ class PPODriver:
         obs_clip: clip of normalised observations, as in training.
         path: the checkpoint file (for messages and labels).
         config: the train run's saved config.
+        guide: for a run trained with ``ppo.guide_executes``, the rule-based driver (the cloned
+            expert's settings) that drives ``guide_dims`` (steering: lane keeping and lane
+            changes) as it did in training; None: the network drives every dimension.
+        guide_dims: the action dimensions the guide drives.
     """
 
     agent: Any
@@ -100,6 +104,8 @@ class PPODriver:
     obs_clip: float
     path: Path
     config: dict[str, Any]
+    guide: RuleBasedDriver | None = None
+    guide_dims: tuple[int, ...] = ()
 
     def act(self, state: WorldState, road: LaneGraph) -> F32:
         """Deterministic actions (B, 2) float32 in [-1, 1]."""
@@ -113,10 +119,15 @@ class PPODriver:
         with torch.no_grad():
             a = self.agent(obs)
         out: F32 = a.numpy().astype(np.float32)
+        if self.guide is not None:
+            dims = list(self.guide_dims)
+            out[:, dims] = self.guide.act(state, road)[:, dims]
         return out
 
     def reset(self, mask: BoolArr) -> None:
-        """The policy is memoryless: nothing to forget."""
+        """The network is memoryless; a guide forgets its lane changes."""
+        if self.guide is not None:
+            self.guide.reset(mask)
 
 
 def resolve_checkpoint(spec: str) -> Path:
@@ -212,6 +223,12 @@ def load_ppo_driver(path: Path) -> PPODriver:
                 )
         mean = rms["mean"].to(torch.float64)
         var = rms["var"].to(torch.float64)
+    guide = None
+    dims: tuple[int, ...] = ()
+    if bool(ppo.get("guide_executes", False)) and float(ppo.get("guide_coef", 0.0)) > 0:
+        bc = config.get("bc") if isinstance(config.get("bc"), dict) else {}
+        guide = guide_driver(bc)
+        dims = tuple(int(d) for d in ppo.get("guide_dims", [0]))
     return PPODriver(
         agent=agent,
         obs_cfg=obs_cfg,
@@ -220,7 +237,24 @@ def load_ppo_driver(path: Path) -> PPODriver:
         obs_clip=float(ppo.get("obs_clip", 10.0)),
         path=path,
         config=config,
+        guide=guide,
+        guide_dims=dims,
     )
+
+
+def guide_driver(bc: Any, vehicle: Any = None) -> RuleBasedDriver:
+    """The rule-based driver a run's guide (and its cloned expert) is: ``bc``'s ``expert_*``
+    settings (a config node or a dict), with ``vehicle``'s limits (None: the default car)."""
+    from policy.rule_based import RuleBasedParams
+
+    def get(k: str, default: Any) -> Any:
+        return bc.get(k, default) if isinstance(bc, dict) else getattr(bc, k, default)
+
+    d = RuleBasedParams()
+    params = RuleBasedParams(lane_change=bool(get("expert_lane_change", d.lane_change)),
+                             speed_factor=float(get("expert_speed_factor", d.speed_factor)),
+                             a_max=float(get("expert_a_max", d.a_max)))  # fmt: skip
+    return RuleBasedDriver(params) if vehicle is None else RuleBasedDriver(params, vehicle=vehicle)
 
 
 def load_driver(spec: str, seed: int | None = None) -> Driver:

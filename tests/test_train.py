@@ -232,3 +232,32 @@ def test_bad_time_budget_names_the_field(overrides: list[str], message: str) -> 
     cfg = _compose([*SMALL, "total_steps=512", *overrides])
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         train(cfg, Path("/nonexistent/never-written"), log=sys.stderr)
+
+
+def test_a_run_trained_with_an_executing_guide_deploys_with_it(tmp_path: Path) -> None:
+    """``ppo.guide_executes``: the checkpoint drives as it was trained, the rule-based driver
+    (the cloned expert's settings) steering and the network choosing the acceleration."""
+    import numpy as np
+
+    from policy.load import guide_driver, load_driver
+    from sim.env import DriveVectorEnv
+    from sim.scenario import load_spec
+
+    over = [*SMALL, "total_steps=512", "eval_every=2", "eval_episodes=4", "ppo.guide_coef=0.5",
+            "ppo.guide_executes=true", "bc.expert_a_max=1.2"]  # fmt: skip
+    summary = train(_compose(over), tmp_path / "g", log=(tmp_path / "log.txt").open("w"))
+    assert summary["last_eval"]["route_completion"] >= 0.0
+    drv = load_driver(str(tmp_path / "g"))
+    assert drv.guide is not None and drv.guide.params.a_max == 1.2  # type: ignore[attr-defined]
+    env = DriveVectorEnv(3, scenario=load_spec(Path(CONFIG_DIR) / "scenario" / "highway.yaml"))
+    env.reset(seed=7)
+    assert env.state is not None
+    drv.reset(np.ones(3, np.bool_))
+    got = drv.act(env.state, env.road)
+    ref = guide_driver({"expert_a_max": 1.2}).act(env.state, env.road)
+    assert np.array_equal(got[:, 0], ref[:, 0])  # steering: the guide's
+    assert not np.array_equal(got[:, 1], ref[:, 1])  # acceleration: the network's
+    # A run without it deploys the network alone.
+    train(_compose([*SMALL, "total_steps=512", "eval_every=0"]), tmp_path / "n",
+          log=(tmp_path / "log.txt").open("a"))  # fmt: skip
+    assert load_driver(str(tmp_path / "n")).guide is None  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ One call of :meth:`PPOTrainer.train_update` is one PPO iteration, in the stages 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -292,6 +292,8 @@ def evaluate(
     env: DriveVectorEnv,
     seed: int,
     obs_clip: float = 10.0,
+    guide: Any = None,
+    guide_dims: Sequence[int] = (),
 ) -> dict[str, float]:
     """One episode per environment with deterministic actions (the Beta mean).
 
@@ -303,6 +305,9 @@ def evaluate(
         env: the evaluation environments (B = episodes).
         seed: first seed (use seeds the training never resets with).
         obs_clip: as in training.
+        guide: a driver (``act(state, road)``, ``reset(mask)``) that drives ``guide_dims``, as
+            in training with ``ppo.guide_executes``; None: the network drives every dimension.
+        guide_dims: the action dimensions the guide drives.
 
     Returns:
         See :func:`evaluate_actions`.
@@ -315,8 +320,14 @@ def evaluate(
             obs = obs_rms.normalize(obs, obs_clip)
         with torch.no_grad():
             action: np.ndarray = agent(obs).cpu().numpy()
+        if guide is not None:
+            assert env.state is not None
+            dims = list(guide_dims)
+            action[:, dims] = guide.act(env.state, env.road)[:, dims]
         return action
 
+    if guide is not None:
+        guide.reset(np.ones(env.num_envs, np.bool_))
     return evaluate_actions(act, env, seed)
 
 
