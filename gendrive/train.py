@@ -242,7 +242,7 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
         from policy.load import guide_driver
 
         guide = guide_driver(cfg.bc, env.params.vehicle)
-        if p.guide_executes:  # it drives its dims in the evaluations too, as when deployed
+        if p.guide_executes or p.guide_shield:  # in the evaluations too, as when deployed
             eval_guide = guide_driver(cfg.bc, env.params.vehicle)
     trainer = PPOTrainer(env, p, device, seed=cfg.seed, guide=guide)
     bc_log: list[dict[str, float]] = []
@@ -266,7 +266,8 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
         if eval_env is not None:  # where PPO starts from (step 0 of the eval curves)
             bc_eval = evaluate(trainer.agent, trainer.obs_rms if p.norm_obs else None, eval_env,
                                cfg.eval_seed, p.obs_clip, guide=eval_guide,
-                               guide_dims=p.guide_dims)  # fmt: skip
+                               guide_dims=p.guide_dims if p.guide_executes else (),
+                               shield=p.guide_shield)  # fmt: skip
             bc_log[-1].update({f"eval/{k}": v for k, v in bc_eval.items()})
             print("clone evaluation: " + ", ".join(f"{k} {v:.3g}" for k, v in bc_eval.items()),
                   file=log)  # fmt: skip
@@ -357,7 +358,8 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
                         cfg.eval_seed,
                         p.obs_clip,
                         guide=eval_guide,
-                        guide_dims=p.guide_dims,
+                        guide_dims=p.guide_dims if p.guide_executes else (),
+                        shield=p.guide_shield,
                     )
                     row.update({f"eval/{k}": v for k, v in last_eval.items()})
                     ratio = None

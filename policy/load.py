@@ -95,6 +95,7 @@ class PPODriver:
             expert's settings) that drives ``guide_dims`` (steering: lane keeping and lane
             changes) as it did in training; None: the network drives every dimension.
         guide_dims: the action dimensions the guide drives.
+        shield: cap the acceleration at the guide's (a run trained with ``ppo.guide_shield``).
     """
 
     agent: Any
@@ -106,6 +107,7 @@ class PPODriver:
     config: dict[str, Any]
     guide: RuleBasedDriver | None = None
     guide_dims: tuple[int, ...] = ()
+    shield: bool = False
 
     def act(self, state: WorldState, road: LaneGraph) -> F32:
         """Deterministic actions (B, 2) float32 in [-1, 1]."""
@@ -120,8 +122,11 @@ class PPODriver:
             a = self.agent(obs)
         out: F32 = a.numpy().astype(np.float32)
         if self.guide is not None:
+            g = self.guide.act(state, road)
             dims = list(self.guide_dims)
-            out[:, dims] = self.guide.act(state, road)[:, dims]
+            out[:, dims] = g[:, dims]
+            if self.shield:
+                out[:, 1] = np.minimum(out[:, 1], g[:, 1])
         return out
 
     def reset(self, mask: BoolArr) -> None:
@@ -225,10 +230,12 @@ def load_ppo_driver(path: Path) -> PPODriver:
         var = rms["var"].to(torch.float64)
     guide = None
     dims: tuple[int, ...] = ()
-    if bool(ppo.get("guide_executes", False)) and float(ppo.get("guide_coef", 0.0)) > 0:
+    executes = bool(ppo.get("guide_executes", False))
+    shield = bool(ppo.get("guide_shield", False))
+    if (executes or shield) and float(ppo.get("guide_coef", 0.0)) > 0:
         bc = config.get("bc") if isinstance(config.get("bc"), dict) else {}
         guide = guide_driver(bc)
-        dims = tuple(int(d) for d in ppo.get("guide_dims", [0]))
+        dims = tuple(int(d) for d in ppo.get("guide_dims", [0])) if executes else ()
     return PPODriver(
         agent=agent,
         obs_cfg=obs_cfg,
@@ -239,6 +246,7 @@ def load_ppo_driver(path: Path) -> PPODriver:
         config=config,
         guide=guide,
         guide_dims=dims,
+        shield=shield and guide is not None,
     )
 
 

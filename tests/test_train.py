@@ -261,3 +261,38 @@ def test_a_run_trained_with_an_executing_guide_deploys_with_it(tmp_path: Path) -
     train(_compose([*SMALL, "total_steps=512", "eval_every=0"]), tmp_path / "n",
           log=(tmp_path / "log.txt").open("a"))  # fmt: skip
     assert load_driver(str(tmp_path / "n")).guide is None  # type: ignore[attr-defined]
+
+
+def test_a_shielded_run_never_accelerates_past_its_guide(tmp_path: Path) -> None:
+    """``ppo.guide_shield``: trained, evaluated and deployed with the acceleration capped at the
+    rule-based driver's."""
+    import numpy as np
+
+    from policy.load import guide_driver, load_driver
+    from policy.ppo.trainer import shield_accel
+    from sim.env import DriveVectorEnv
+    from sim.scenario import load_spec
+
+    a = torch.tensor([[0.3, 0.9], [-0.2, -0.5]])
+    g = torch.tensor([[0.0, 0.4], [0.0, 0.1]])
+    assert torch.equal(shield_accel(a, g), torch.tensor([[0.3, 0.4], [-0.2, -0.5]]))
+
+    over = [*SMALL, "total_steps=512", "eval_every=2", "eval_episodes=4", "ppo.guide_coef=0.5",
+            "ppo.guide_shield=true"]  # fmt: skip
+    train(_compose(over), tmp_path / "s", log=(tmp_path / "log.txt").open("w"))
+    drv = load_driver(str(tmp_path / "s"))
+    assert drv.shield and drv.guide_dims == ()  # type: ignore[attr-defined]
+    env = DriveVectorEnv(6, scenario=load_spec(Path(CONFIG_DIR) / "scenario" / "cut_in.yaml"))
+    env.reset(seed=3)
+    drv.reset(np.ones(6, np.bool_))
+    ref = guide_driver({})
+    ref.reset(np.ones(6, np.bool_))
+    capped = 0
+    for _ in range(60):
+        assert env.state is not None
+        got = drv.act(env.state, env.road)
+        want = ref.act(env.state, env.road)
+        assert np.all(got[:, 1] <= want[:, 1])  # never past the guide's acceleration
+        capped += int(np.sum(got[:, 1] == want[:, 1]))
+        env.advance(got)
+    assert capped > 0  # the cap was reached, not vacuous

@@ -65,3 +65,9 @@ class PPOConfig:
     steers and changes lanes while PPO learns the rest): PPO's surrogate and entropy cover only
     the other dimensions, and the guided ones are learnt by the guide loss alone, so the
     network still drives on its own afterwards. Needs ``guide_coef > 0``."""
+    guide_shield: bool = False
+    """A shield in the loop (Alshiekh et al. 2018): the executed acceleration never exceeds the
+    guide's, so the policy may accelerate less or brake harder than the rule-based driver but
+    never close in where it would brake. PPO's log-probabilities stay those of the sampled
+    action (the cap is part of the environment). Applied in evaluations and when deployed
+    too. Needs ``guide_coef > 0``."""

@@ -38,6 +38,13 @@ from sim.metrics import TERM_NAMES
 ADAM_EPS = 1e-5  # CleanRL/SB3's PPO value; torch's 1e-8 makes early steps needlessly large
 
 
+def shield_accel(action: Tensor, guide: Tensor) -> Tensor:
+    """``action`` (B, 2) with its acceleration capped at ``guide``'s (``ppo.guide_shield``)."""
+    out = action.clone()
+    out[:, 1] = torch.minimum(action[:, 1], guide[:, 1])
+    return out
+
+
 def route_completion(info: dict[str, Any], env: DriveVectorEnv, mask: np.ndarray) -> np.ndarray:
     """Route completion in [0, 1] of the environments in ``mask`` on their episode's last step.
 
@@ -77,6 +84,8 @@ class PPOTrainer:
         if cfg.guide_executes and cfg.guide_coef <= 0:
             raise ValueError("ppo.guide_executes needs ppo.guide_coef > 0 (the guided dims learn "
                              "from the guide loss alone)")  # fmt: skip
+        if cfg.guide_shield and cfg.guide_coef <= 0:
+            raise ValueError("ppo.guide_shield needs ppo.guide_coef > 0 (a guide to cap by)")
         if any(d not in (0, 1) for d in cfg.guide_dims):
             raise ValueError(f"ppo.guide_dims: expected a subset of [0, 1], got {cfg.guide_dims}")
         if env.num_envs != cfg.num_envs:
@@ -159,8 +168,11 @@ class PPOTrainer:
             s.actions[t] = action
             s.logprobs[t] = logp
             s.values[t] = value
+            executed = action
+            if self.cfg.guide_shield:  # the cap is the environment's: the policy's action is stored
+                executed = shield_accel(action, s.guide_actions[t])
 
-            obs_np, rew_np, term_np, trunc_np, info = env.step(action.cpu().numpy())
+            obs_np, rew_np, term_np, trunc_np, info = env.step(executed.cpu().numpy())
 
             reward = torch.from_numpy(rew_np).to(self.device, non_blocking=True)
             term = torch.from_numpy(term_np).to(self.device, non_blocking=True)
@@ -294,6 +306,7 @@ def evaluate(
     obs_clip: float = 10.0,
     guide: Any = None,
     guide_dims: Sequence[int] = (),
+    shield: bool = False,
 ) -> dict[str, float]:
     """One episode per environment with deterministic actions (the Beta mean).
 
@@ -308,6 +321,7 @@ def evaluate(
         guide: a driver (``act(state, road)``, ``reset(mask)``) that drives ``guide_dims``, as
             in training with ``ppo.guide_executes``; None: the network drives every dimension.
         guide_dims: the action dimensions the guide drives.
+        shield: cap the acceleration at the guide's (``ppo.guide_shield``).
 
     Returns:
         See :func:`evaluate_actions`.
@@ -322,8 +336,11 @@ def evaluate(
             action: np.ndarray = agent(obs).cpu().numpy()
         if guide is not None:
             assert env.state is not None
+            g = guide.act(env.state, env.road)
             dims = list(guide_dims)
-            action[:, dims] = guide.act(env.state, env.road)[:, dims]
+            action[:, dims] = g[:, dims]
+            if shield:
+                action[:, 1] = np.minimum(action[:, 1], g[:, 1])
         return action
 
     if guide is not None:

@@ -230,6 +230,8 @@ def test_guide_loss_pulls_steering_to_the_guide_and_resumes_exactly(tmp_path: Pa
         PPOTrainer(straight.env, PPOConfig(num_envs=16, guide_dims=[2]))
     with pytest.raises(ValueError, match=r"guide_executes needs ppo\.guide_coef > 0"):
         PPOTrainer(straight.env, PPOConfig(num_envs=16, guide_executes=True))
+    with pytest.raises(ValueError, match=r"guide_shield needs ppo\.guide_coef > 0"):
+        PPOTrainer(straight.env, PPOConfig(num_envs=16, guide_shield=True))
 
 
 def test_an_executing_guide_steers_and_ppo_owns_only_the_acceleration() -> None:
