@@ -251,17 +251,19 @@ def load_ppo_driver(path: Path) -> PPODriver:
 
 
 def guide_driver(bc: Any, vehicle: Any = None) -> RuleBasedDriver:
-    """The rule-based driver a run's guide (and its cloned expert) is: ``bc``'s ``expert_*``
-    settings (a config node or a dict), with ``vehicle``'s limits (None: the default car)."""
+    """The rule-based driver a run's guide is: ``bc``'s ``expert_*`` settings (a config node or
+    a dict; ``guide_a_max`` when set), with ``vehicle``'s limits (None: the default car)."""
     from policy.rule_based import RuleBasedParams
 
     def get(k: str, default: Any) -> Any:
         return bc.get(k, default) if isinstance(bc, dict) else getattr(bc, k, default)
 
     d = RuleBasedParams()
+    a_max = get("guide_a_max", None)
     params = RuleBasedParams(lane_change=bool(get("expert_lane_change", d.lane_change)),
                              speed_factor=float(get("expert_speed_factor", d.speed_factor)),
-                             a_max=float(get("expert_a_max", d.a_max)))  # fmt: skip
+                             a_max=float(get("expert_a_max", d.a_max) if a_max is None
+                                         else a_max))  # fmt: skip
     return RuleBasedDriver(params) if vehicle is None else RuleBasedDriver(params, vehicle=vehicle)
 
 

@@ -71,6 +71,9 @@ class BCConfig:
     expert_a_max: float = 2.0
     """The expert's IDM maximum acceleration [m/s^2] (``RuleBasedParams.a_max``): an eco start
     clones a gentler expert (1.0 uses about 16 % less fuel on the highway suite)."""
+    guide_a_max: float | None = None
+    """The PPO guide's ``a_max`` (``ppo.guide_coef``; the guide is this expert otherwise):
+    e.g. clone a gentle expert but shield with the standard driver (2.0)."""
 
 
 @dataclass
