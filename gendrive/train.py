@@ -8,7 +8,8 @@ Writes into the run directory (Hydra's ``outputs/train/<date>/<time>`` unless
   length, route completion, collision and success rate) and the mean per step of every reward
   term (``term/<name>``), plus ``eval/*`` on evaluation updates (empty otherwise);
 - ``checkpoints/last.pt`` every ``checkpoint_every`` updates, at the end and on Ctrl-C/SIGTERM;
-  ``checkpoints/best.pt``: the best evaluation return so far (see :mod:`policy.ppo.checkpoint`);
+  ``checkpoints/best.pt``: the best evaluation return so far, or with ``time_budget.ratio`` the
+  least fuel per km within the travel-time budget (see :func:`eval_rank`);
 - ``tensorboard/``: every numeric column of ``updates.csv`` as a TensorBoard scalar against the
   env step (``tensorboard --logdir outputs/train``), unless ``tensorboard=false``;
 - ``train_summary.json``: the final counters and the last and best evaluation.
