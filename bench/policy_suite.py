@@ -17,9 +17,12 @@ clone's evaluation counts, and its wall time includes the cloning but not proces
 ``--recipe`` picks the training command: ``scratch`` trains on the ``highway`` scenario alone
 with the balanced reward (the first recipe); ``suite_bc`` trains on the whole suite (a mixture)
 with the ``safe`` reward from a behaviour-cloned start (4 DAgger rounds of 200k steps), a
-128x128 MLP and a 1e-4 learning rate; ``suite_bc_eco`` the same with the ``eco`` reward and a
-gentler expert to clone (``bc.expert_a_max=1.2``; docs/ppo.md, "Eco-driving": run it with
-``--total-steps 6000000``). ``--train-args`` appends any further overrides. The training
+128x128 MLP and a 1e-4 learning rate; ``suite_bc_eco`` the same with the ``eco`` reward, a
+gentler expert to clone (``bc.expert_a_max=1.2``), PPO learning the acceleration while the
+standard rule-based driver steers and caps it (``ppo.guide_executes``, ``ppo.guide_shield``,
+``bc.guide_a_max=2.0``) and a travel-time budget of 1.04 x the rule-based driver's
+(``time_budget.ratio``; docs/ppo.md, "Eco-driving": run it with ``--total-steps 6000000``).
+``--train-args`` appends any further overrides. The training
 line's ``wall_time_s`` is the whole ``gendrive train`` process (cloning included);
 ``best_eval_wall_time_s`` is when the checkpoint the evaluation uses (``best.pt``) was written,
 counted from the start of the process.
@@ -46,7 +49,8 @@ RECIPES = {
     "suite_bc_eco": ["suite=highway", "reward=eco", "bc.steps=200000", "bc.rounds=4",
                      "bc.expert_a_max=1.2", "ppo.learning_rate=1e-4",
                      "ppo.hidden_sizes=[128,128]", "eval_every=10", "eval_episodes=128",
-                     "time_budget.ratio=1.04"],
+                     "time_budget.ratio=1.04", "ppo.guide_coef=0.5", "ppo.guide_executes=true",
+                     "ppo.guide_shield=true", "bc.guide_a_max=2.0"],
 }  # fmt: skip
 COMPETENT_RC = 0.95  # route completion the issue calls competent ...
 COMPETENT_COLLISIONS = 0.02  # ... at this collision rate or less
