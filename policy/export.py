@@ -63,12 +63,16 @@ class LoadedPolicy:
         obs_rms: the observation normaliser, or None when the run trained without one.
         obs_clip: the normalised-observation clip of training.
         path: the checkpoint file it came from.
+        guided: the run trained with the rule-based guide steering or shielding
+            (``ppo.guide_executes`` / ``ppo.guide_shield``): the exported graph is the network
+            alone, without them.
     """
 
     agent: ActorCritic
     obs_rms: RunningMeanStd | None
     obs_clip: float
     path: Path
+    guided: bool = False
 
     def act(self, obs: Tensor) -> Tensor:
         """Deterministic action (B, 2) for raw observations (B, D), exactly as training does."""
@@ -212,7 +216,8 @@ def load_policy(source: str | os.PathLike[str]) -> LoadedPolicy:
                     f"{path}: obs_rms.{key}: expected shape {shape}, found {found}"
                 )
         obs_rms.load_state_dict(st)
-    return LoadedPolicy(agent, obs_rms, obs_clip, path)
+    guided = bool(ppo.get("guide_executes", False) or ppo.get("guide_shield", False))
+    return LoadedPolicy(agent, obs_rms, obs_clip, path, guided)
 
 
 def exportable(source: str | os.PathLike[str] | LoadedPolicy) -> ExportablePolicy:
@@ -350,6 +355,14 @@ def main(argv: list[str] | None = None) -> int:
         f"action (B, {policy.agent.action_dim}), normaliser "
         f"{'included' if policy.obs_rms is not None else 'none (trained without)'})"
     )
+    if policy.guided:
+        print(
+            "note: this run trained with the rule-based driver steering or capping the "
+            "acceleration (ppo.guide_executes / ppo.guide_shield); the exported graph is the "
+            "network alone (its steering head imitates the guide), so pair it with the "
+            "rule-based driver as gendrive evaluate does (docs/ppo.md)",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -282,6 +282,9 @@ def test_a_shielded_run_never_accelerates_past_its_guide(tmp_path: Path) -> None
     train(_compose(over), tmp_path / "s", log=(tmp_path / "log.txt").open("w"))
     drv = load_driver(str(tmp_path / "s"))
     assert drv.shield and drv.guide_dims == ()  # type: ignore[attr-defined]
+    from policy.export import load_policy
+
+    assert load_policy(str(tmp_path / "s")).guided  # the exporter says the graph lacks it
     env = DriveVectorEnv(6, scenario=load_spec(Path(CONFIG_DIR) / "scenario" / "cut_in.yaml"))
     env.reset(seed=3)
     drv.reset(np.ones(6, np.bool_))
