@@ -246,6 +246,15 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
         if p.guide_executes or p.guide_shield:  # in the evaluations too, as when deployed
             eval_guide = guide_driver(cfg.bc, env.params.vehicle)
     trainer = PPOTrainer(env, p, device, seed=cfg.seed, guide=guide)
+
+    def run_eval() -> dict[str, float]:
+        """The held-out evaluation, driven as the run will be deployed."""
+        assert eval_env is not None
+        return evaluate(trainer.agent, trainer.obs_rms if p.norm_obs else None, eval_env,
+                        cfg.eval_seed, p.obs_clip, guide=eval_guide,
+                        guide_dims=p.guide_dims if p.guide_executes else (),
+                        shield=p.guide_shield)  # fmt: skip
+
     bc_log: list[dict[str, float]] = []
     bc_time = 0.0
     if ckpt is None and cfg.bc.steps > 0:
@@ -265,10 +274,7 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
               f"steer MAE {last['bc/steer_mae']:.3f}, accel MAE {last['bc/accel_mae']:.3f}, "
               f"{bc_time:.1f} s", file=log)  # fmt: skip
         if eval_env is not None:  # where PPO starts from (step 0 of the eval curves)
-            bc_eval = evaluate(trainer.agent, trainer.obs_rms if p.norm_obs else None, eval_env,
-                               cfg.eval_seed, p.obs_clip, guide=eval_guide,
-                               guide_dims=p.guide_dims if p.guide_executes else (),
-                               shield=p.guide_shield)  # fmt: skip
+            bc_eval = run_eval()
             bc_log[-1].update({f"eval/{k}": v for k, v in bc_eval.items()})
             print("clone evaluation: " + ", ".join(f"{k} {v:.3g}" for k, v in bc_eval.items()),
                   file=log)  # fmt: skip
@@ -352,16 +358,7 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
                     row[f"eval/{k}"] = ""
                 u = trainer.update
                 if eval_env is not None and (u % cfg.eval_every == 0 or u == num_updates):
-                    last_eval = evaluate(
-                        trainer.agent,
-                        trainer.obs_rms if p.norm_obs else None,
-                        eval_env,
-                        cfg.eval_seed,
-                        p.obs_clip,
-                        guide=eval_guide,
-                        guide_dims=p.guide_dims if p.guide_executes else (),
-                        shield=p.guide_shield,
-                    )
+                    last_eval = run_eval()
                     row.update({f"eval/{k}": v for k, v in last_eval.items()})
                     ratio = None
                     if tb_cfg.ratio > 0:

@@ -122,11 +122,9 @@ class PPODriver:
             a = self.agent(obs)
         out: F32 = a.numpy().astype(np.float32)
         if self.guide is not None:
-            g = self.guide.act(state, road)
-            dims = list(self.guide_dims)
-            out[:, dims] = g[:, dims]
-            if self.shield:
-                out[:, 1] = np.minimum(out[:, 1], g[:, 1])
+            from policy.ppo.trainer import apply_guide
+
+            apply_guide(out, self.guide.act(state, road), self.guide_dims, self.shield)
         return out
 
     def reset(self, mask: BoolArr) -> None:

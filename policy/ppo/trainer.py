@@ -45,6 +45,19 @@ def shield_accel(action: Tensor, guide: Tensor) -> Tensor:
     return out
 
 
+def apply_guide(
+    action: np.ndarray, guide: np.ndarray, dims: Sequence[int], shield: bool
+) -> np.ndarray:
+    """A deterministic action (B, 2) as a guided run drives: ``guide``'s values on ``dims``
+    (``ppo.guide_executes``), then the acceleration capped at the guide's when ``shield``
+    (``ppo.guide_shield``). In place; returns ``action``."""
+    d = list(dims)
+    action[:, d] = guide[:, d]
+    if shield:
+        np.minimum(action[:, 1], guide[:, 1], out=action[:, 1])
+    return action
+
+
 def route_completion(info: dict[str, Any], env: DriveVectorEnv, mask: np.ndarray) -> np.ndarray:
     """Route completion in [0, 1] of the environments in ``mask`` on their episode's last step.
 
@@ -336,11 +349,7 @@ def evaluate(
             action: np.ndarray = agent(obs).cpu().numpy()
         if guide is not None:
             assert env.state is not None
-            g = guide.act(env.state, env.road)
-            dims = list(guide_dims)
-            action[:, dims] = g[:, dims]
-            if shield:
-                action[:, 1] = np.minimum(action[:, 1], g[:, 1])
+            apply_guide(action, guide.act(env.state, env.road), guide_dims, shield)
         return action
 
     if guide is not None:
