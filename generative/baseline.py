@@ -105,7 +105,7 @@ class RuleBasedTrafficSampler(SceneSampler):
             ctx, propose, lane_dens, (lo, hi), zl, zh, rng
         )
         m = scene.shape[0]
-        limit = ctx.road.speed_limit
+        limit = ctx.limit
         d = BehaviorSpec()
         beh = np.tile(
             [0.0, d.headway, d.min_gap, d.a_max, d.b_comf, d.politeness, d.lc_threshold], (m, 1)

@@ -245,7 +245,7 @@ class ScenarioFamily:
     min_lanes: int = 1
     params: Any = None
     default_road: RoadSpec | None = None  # None: :data:`DEFAULT_ROAD`
-    takes_background: bool = True  # False: only the simulator's own traffic fits its road
+    takes_background: bool = True  # False: the family takes only the simulator's own traffic
 
     def build(
         self, p: dict[str, float], rng: np.random.Generator, lay: _Layout
@@ -300,15 +300,17 @@ class ScenarioFamily:
         if background is not None:
             if not self.takes_background:
                 raise FamilyError(
-                    f"family '{self.name}': background samplers place traffic on one-road "
-                    f"highways, not on its {lay.road.kind!r}; use background=random (the "
-                    "simulator's own traffic)"
+                    f"family '{self.name}': takes only the simulator's own traffic on its "
+                    f"{lay.road.kind!r} (takes_background is off); use background=random"
                 )
+            # s_range is a range of road 0; a layout of several roads is filled everywhere
+            # outside its junctions (the keep_clear zones still hold).
+            multi = draft.lane_km is not None
             extra = background.sample_traffic(
                 lay.road,
                 rng,
                 density_veh_per_km_lane=density,
-                s_range=span,
+                s_range=None if multi else span,
                 keep_clear=tuple(draft.keep_clear),
                 difficulty=d,
             )

@@ -13,6 +13,15 @@ zone, its sampled gap measured from the zone's start (the zone's rear acts as it
 
 Closed lanes (ring roads): the front vehicle also reserves a one-second headway at its own
 speed ahead of it (``CLOSED_RESERVE_S``), since the last vehicle placed comes round behind it.
+
+Roads with junctions or several lane sections (the urban layouts of :mod:`sim.urban`, maps):
+placement runs once per *corridor* (:func:`corridor_contexts`): the driving lanes of one lane
+section of one road outside junctions that run in one direction, in the lanes' own direction of
+travel (on lanes with positive OpenDRIVE ids, against the reference line, downstream is
+decreasing reference ``s``). Junction connecting roads, lanes that taper out and lanes too
+narrow for a car stay empty. A lane that leads on (into the next section, road or a junction)
+keeps its front vehicle the same one-second headway from its end as a closed lane does, so a
+corridor's front vehicles never start on the rear bumper of the next corridor's last ones.
 """
 
 from __future__ import annotations
@@ -25,7 +34,9 @@ from numpy.typing import NDArray
 
 from generative.model.validity import Vehicles
 from sim import road as R
+from sim.junctions import NARROW_M
 from sim.scenario import RoadSpec, SpecError, build_road, is_closed, road_length
+from sim.traffic_rules import rules_of
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -41,15 +52,26 @@ class SamplerError(ValueError):
 
 @dataclass(frozen=True)
 class RoadContext:
-    """What placement needs to know about a road (procedural, one road, one lane section).
+    """What placement needs to know about a road (procedural, one road, one lane section), or
+    about one corridor of a larger layout (:func:`corridor_contexts`).
+
+    Placement works in the lanes' travel direction: its ``s_ref`` runs from 0 at the upstream
+    end to ``length`` at the downstream end (on a single road, road 0's reference ``s``).
 
     Attributes:
         road: The spec.
         graph: Its lane graph.
         lanes: Graph lane index of each driving lane, leftmost first (OpenDRIVE id -1, -2, ..).
-        length: Reference length of road 0 [m].
+        length: Reference length of road 0 (of the corridor's lane section) [m].
         closed: Whether the lanes loop (ring road).
         lane_length: Lane-centre length of each driving lane [m].
+        road_id: OpenDRIVE road id of the lanes.
+        s0: Reference ``s`` of the lane section's start on its road [m].
+        reversed: The lanes run against the reference line (positive OpenDRIVE ids).
+        odr_lanes: OpenDRIVE lane id of each lane (None: ``-1, -2, ..``).
+        leads_on: Per lane, whether it continues beyond the corridor's downstream end (its
+            front vehicle keeps ``CLOSED_RESERVE_S`` of headway to the end; None: none does).
+        speed_limit: [m/s] limit of the lanes (None: ``road.speed_limit``).
     """
 
     road: RoadSpec
@@ -58,11 +80,35 @@ class RoadContext:
     length: float
     closed: bool
     lane_length: F64
+    road_id: int = 0
+    s0: float = 0.0
+    reversed: bool = False
+    odr_lanes: I64 | None = None
+    leads_on: B | None = None
+    speed_limit: float | None = None
 
     @property
     def num_lanes(self) -> int:
         """Driving lanes L."""
         return int(self.lanes.shape[0])
+
+    @property
+    def limit(self) -> float:
+        """[m/s] the speed limit speeds are fractions of."""
+        return self.road.speed_limit if self.speed_limit is None else self.speed_limit
+
+    def odr_lane(self, lane: I64) -> I64:
+        """OpenDRIVE lane id of lane index ``lane`` (0 = leftmost)."""
+        if self.odr_lanes is None:
+            out: I64 = -(lane.astype(np.int64) + 1)
+            return out
+        return self.odr_lanes[lane]
+
+    def to_road_s(self, s_ref: F64) -> F64:
+        """The road's reference ``s`` of placement coordinate ``s_ref`` [m]."""
+        if self.reversed:
+            return self.s0 + (self.length - s_ref)
+        return self.s0 + s_ref
 
     def to_lane_s(self, lane: I64, s_ref: F64) -> F64:
         """Lane-centre ``s`` of reference ``s_ref`` on lane index ``lane`` (0 = leftmost)."""
@@ -103,6 +149,93 @@ def road_context(road: RoadSpec) -> RoadContext:
         closed=is_closed(g, int(li[0])),
         lane_length=g.lane_length[li].astype(np.float64),
     )
+
+
+def single_road(road: RoadSpec) -> bool:
+    """Whether ``road`` is one road with one lane section (:func:`road_context`); other
+    roads are filled corridor by corridor (:func:`corridor_contexts`).
+
+    Raises:
+        SamplerError: the road cannot be built.
+    """
+    try:
+        g = build_road(road)
+    except SpecError as e:
+        raise SamplerError(f"road: {e}") from None
+    return bool(g.section_length.shape[0] == 1)
+
+
+def corridor_contexts(road: RoadSpec) -> list[RoadContext]:
+    """One :class:`RoadContext` per corridor of ``road``: per lane section of a road outside
+    junctions and per direction, its driving lanes that hold a car along their whole length
+    (module docstring). Ordered by section, then reference-direction lanes first.
+
+    Raises:
+        SamplerError: the road cannot be built, or has no lane traffic can be placed on.
+    """
+    try:
+        g = build_road(road)
+    except SpecError as e:
+        raise SamplerError(f"road: {e}") from None
+    ok = g.lane_type == R.LaneType.DRIVING
+    rules = rules_of(g)
+    if rules is not None:  # nobody starts inside a junction, nor on a lane that tapers out
+        ok &= ~rules.junctions.connector & ~rules.junctions.dead_end
+    ok &= np.minimum.reduceat(g.width, g.lane_start) >= NARROW_M
+    rev = np.zeros(g.num_lanes, np.bool_) if g.lane_reversed is None else g.lane_reversed
+    out = []
+    for sec in range(int(g.section_length.shape[0])):
+        for backwards in (False, True):
+            idx = np.flatnonzero(ok & (g.section == sec) & (rev == backwards))
+            if idx.size == 0:
+                continue
+            li = idx[np.argsort(np.abs(g.odr_lane[idx]), kind="stable")].astype(np.int64)
+            speed = min(
+                float(g.speed_limit[g.lane_start[k] : g.lane_start[k] + g.lane_npoints[k]].min())
+                for k in li
+            )
+            out.append(
+                RoadContext(
+                    road=road,
+                    graph=g,
+                    lanes=li,
+                    length=float(g.section_length[sec]),
+                    closed=False,
+                    lane_length=g.lane_length[li].astype(np.float64),
+                    road_id=int(g.section_road[sec]),
+                    s0=float(g.section_s0[sec]),
+                    reversed=backwards,
+                    odr_lanes=g.odr_lane[li].astype(np.int64),
+                    leads_on=np.asarray(g.successors[li, 0] >= 0, np.bool_),
+                    speed_limit=speed,
+                )
+            )
+    if not out:
+        raise SamplerError(f"road.kind {road.kind!r}: no driving lane outside junctions")
+    return out
+
+
+def corridor_zones(
+    ctx: RoadContext, zones: Sequence[Sequence[tuple[int, int, float, float]]]
+) -> list[list[tuple[int, int, float, float]]]:
+    """keep_clear zones ``(road, lane, s_lo, s_hi)`` (OpenDRIVE ids, reference ``s``) of each
+    scene that lie on the corridor ``ctx``, in its placement coordinates and lane indices as
+    ``(0, -(k + 1), lo, hi)`` (the form :func:`zone_matrix` reads)."""
+    odr = [int(x) for x in ctx.odr_lane(np.arange(ctx.num_lanes, dtype=np.int64))]
+    out = []
+    for zs in zones:
+        mine = []
+        for z in zs:
+            if int(z[0]) != ctx.road_id or int(z[1]) not in odr:
+                continue
+            lo, hi = float(z[2]) - ctx.s0, float(z[3]) - ctx.s0
+            if ctx.reversed:
+                lo, hi = ctx.length - hi, ctx.length - lo
+            if hi < 0.0 or lo > ctx.length:
+                continue
+            mine.append((0, -(odr.index(int(z[1])) + 1), lo, hi))
+        out.append(mine)
+    return out
 
 
 @dataclass(frozen=True)
@@ -236,9 +369,9 @@ def place(
                 left_v=left_v[q],
             )
             p = propose(st)
-            limit = ctx.road.speed_limit
+            limit = ctx.limit
             gap = np.where(first[q], offset[q], p.gap)
-            if ctx.closed:
+            if ctx.closed or (ctx.leads_on is not None and ctx.leads_on[k]):
                 gap = np.where(first[q], gap + CLOSED_RESERVE_S * p.v * limit, gap)
             s = rear[q] - gap - 0.5 * p.length
             # Behind any keep_clear zone the body would overlap (chains of zones: repeat).

@@ -75,8 +75,11 @@ from generative.model.placement import (
     Proposal,
     RoadContext,
     SamplerError,
+    corridor_contexts,
+    corridor_zones,
     place,
     road_context,
+    single_road,
     to_vehicles,
     zone_matrix,
 )
@@ -139,10 +142,15 @@ def mobil_params(difficulty: F64, threshold: float | F64) -> tuple[F64, F64]:
     return pol, thr
 
 
-def to_actors(v: Vehicles) -> tuple[ActorSpec, ...]:
-    """Scene vehicles as ActorSpecs on road 0 (lane index k -> OpenDRIVE lane -(k + 1))."""
+def to_actors(v: Vehicles, ctx: RoadContext | None = None) -> tuple[ActorSpec, ...]:
+    """Scene vehicles as ActorSpecs: on road 0 with lane index k -> OpenDRIVE lane -(k + 1)
+    and ``s = s_ref`` (``ctx`` None, a single road), else on the corridor ``ctx``'s road and
+    lanes at its reference ``s``."""
     out = []
     order = np.lexsort((v.s_ref, v.lane))
+    road_id = 0 if ctx is None else ctx.road_id
+    lane_id = -(v.lane + 1) if ctx is None else ctx.odr_lane(v.lane)
+    s = v.s_ref if ctx is None else ctx.to_road_s(v.s_ref)
     for i in order:
         beh = BehaviorSpec(
             v0=float(v.v0[i]),
@@ -155,8 +163,9 @@ def to_actors(v: Vehicles) -> tuple[ActorSpec, ...]:
         )
         out.append(
             ActorSpec(
-                lane=-(int(v.lane[i]) + 1),
-                s=float(v.s_ref[i]),
+                road=road_id,
+                lane=int(lane_id[i]),
+                s=float(s[i]),
                 speed=float(v.speed[i]),
                 length=float(v.length[i]),
                 width=float(v.width[i]),
@@ -231,8 +240,28 @@ class SceneSampler:
         keep_clear: Sequence[tuple[int, int, float, float]] = (),
         difficulty: float = 0.0,
     ) -> tuple[ActorSpec, ...]:
-        """One scene of background vehicles on ``road`` (the TrafficSampler protocol)."""
+        """One scene of background vehicles on ``road`` (the TrafficSampler protocol).
+
+        A road with junctions or several lane sections (the urban layouts) is filled corridor
+        by corridor (:meth:`sample_layout`); ``s_range`` is then not supported (it is a range
+        of road 0's reference ``s``) and raises :class:`SamplerError`.
+        """
         d = self.default_density if density_veh_per_km_lane is None else density_veh_per_km_lane
+        if not single_road(road):
+            if s_range is not None:
+                raise SamplerError(
+                    f"s_range: supported on single-road layouts only (one road, one lane "
+                    f"section); road.kind {road.kind!r} has several; pass None to fill every "
+                    "road outside junctions, and keep_clear zones to keep stretches empty"
+                )
+            parts = self.sample_layout(
+                road,
+                rng,
+                np.array([float(d)]),
+                np.array([float(difficulty)]),
+                zones=[tuple(keep_clear)],
+            )
+            return tuple(a for ctx, veh in parts for a in to_actors(veh, ctx))
         veh, _ = self.sample_vehicles(
             road_context(road),
             rng,
@@ -242,6 +271,40 @@ class SceneSampler:
             zones=[tuple(keep_clear)],
         )
         return to_actors(veh)
+
+    def sample_layout(
+        self,
+        road: RoadSpec,
+        rng: np.random.Generator,
+        density: F64,
+        difficulty: F64,
+        zones: Sequence[Sequence[tuple[int, int, float, float]]] | None = None,
+    ) -> list[tuple[RoadContext, Vehicles]]:
+        """S scenes at once on every corridor of ``road``
+        (:func:`generative.model.placement.corridor_contexts`), one batched
+        :meth:`sample_vehicles` per corridor.
+
+        Args:
+            road: Any road the simulator builds (a single road gives one corridor).
+            rng: Random generator.
+            density: Vehicles per km and lane of each scene, ``(S,)``.
+            difficulty: Difficulty of each scene in [0, 1], ``(S,)``.
+            zones: keep_clear zones ``(road, lane, s_lo, s_hi)`` of each scene (OpenDRIVE ids,
+                reference ``s``; None: none).
+
+        Returns:
+            (corridor, its valid vehicles of all scenes in the corridor's placement
+            coordinates) per corridor; :func:`to_actors` with the corridor gives ActorSpecs.
+        """
+        n_s = int(np.asarray(density).shape[0])
+        zs = [()] * n_s if zones is None else zones
+        out = []
+        for ctx in corridor_contexts(road):
+            veh, _ = self.sample_vehicles(
+                ctx, rng, density, difficulty, zones=corridor_zones(ctx, zs)
+            )
+            out.append((ctx, veh))
+        return out
 
 
 class LearnedTrafficSampler(SceneSampler):
@@ -406,7 +469,7 @@ class LearnedTrafficSampler(SceneSampler):
         else:
             ratio = self._lane_ratio(lane_ratio, n_s, ctx.num_lanes)
         d_cond, stretch = self.density_input(density, difficulty)
-        limit = ctx.road.speed_limit
+        limit = ctx.limit
         place_head, beh_head, temp = self._place_head, self._beh_head, self.temperature
 
         def propose(st: PlacementState) -> Proposal:
