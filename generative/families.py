@@ -245,7 +245,6 @@ class ScenarioFamily:
     min_lanes: int = 1
     params: Any = None
     default_road: RoadSpec | None = None  # None: :data:`DEFAULT_ROAD`
-    takes_background: bool = True  # False: the family takes only the simulator's own traffic
 
     def build(
         self, p: dict[str, float], rng: np.random.Generator, lay: _Layout
@@ -298,11 +297,6 @@ class ScenarioFamily:
         traffic = TrafficSpec()
         span = (0.0, lay.length)
         if background is not None:
-            if not self.takes_background:
-                raise FamilyError(
-                    f"family '{self.name}': takes only the simulator's own traffic on its "
-                    f"{lay.road.kind!r} (takes_background is off); use background=random"
-                )
             # s_range is a range of road 0; a layout of several roads is filled everywhere
             # outside its junctions (the keep_clear zones still hold).
             multi = draft.lane_km is not None
@@ -742,7 +736,6 @@ class RedLightRunner(ScenarioFamily):
     carla = "OppositeVehicleRunningRedLight"
     params = RedLightRunnerParams()
     default_road = INTERSECTION_ROAD
-    takes_background = False
 
     def build(self, p: dict[str, float], rng: np.random.Generator, lay: _Layout) -> _Draft:
         road = lay.road

@@ -114,7 +114,6 @@ def test_red_light_runner_generates_on_its_intersection(tmp_path: Path) -> None:
         ("family=nope", r"unknown family 'nope'.*cut_in"),
         ("difficulty=1.5", r"difficulty: expected a number in \[0, 1\]"),
         ("n=0", r"n: expected an integer >= 1"),
-        ("family=red_light_runner", r"red_light_runner.*use background=random"),
         ("road=nowhere", r"road: 'nowhere'"),
         ("background=magic", r"background: unknown sampler 'magic'.*learned"),
     ],

@@ -60,8 +60,11 @@ def test_families_that_need_a_junction_say_so_on_other_roads() -> None:
     unsignalised = RoadSpec(kind="intersection", signalised=False)
     with pytest.raises(FamilyError, match="signalised false"):
         fam.sample(np.random.default_rng(0), 0.5, road=unsignalised)
-    with pytest.raises(FamilyError, match=r"background=random"):
-        fam.sample(np.random.default_rng(0), 0.5, background=_UniformSampler())
+    # On its intersection it takes the learned background (corridor placement).
+    from generative.model import LearnedTrafficSampler
+
+    spec = fam.sample(np.random.default_rng(0), 0.5, background=LearnedTrafficSampler())
+    assert len(spec.actors) > 1  # the runner and the sampled traffic
 
 
 def test_unknown_family_and_bad_difficulty_are_named() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from generative.baseline import RuleBasedTrafficSampler
-from generative.families import FamilyError, get_family
+from generative.families import get_family
 from generative.model import LearnedTrafficSampler, SamplerError
 from generative.model.sampler import SceneSampler
 from generative.model.validity import MIN_GAP_M
@@ -162,15 +162,10 @@ def test_s_range_is_for_single_roads_only(samplers: dict[str, SceneSampler]) -> 
         samplers["learned"].sample_traffic(road, np.random.default_rng(0), s_range=(0.0, 50.0))
 
 
-def test_red_light_runner_can_take_sampled_background(
-    samplers: dict[str, SceneSampler], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With its takes_background switch on, the family's intersection gets learned traffic on
-    every arm, outside its keep_clear zones (the family checks them) and the spec's checks."""
+def test_red_light_runner_takes_sampled_background(samplers: dict[str, SceneSampler]) -> None:
+    """The family's intersection gets learned traffic on every arm, outside its keep_clear
+    zones (the family checks them) and the spec's checks."""
     fam = get_family("red_light_runner")
-    with pytest.raises(FamilyError, match="use background=random"):
-        fam.sample(np.random.default_rng(0), 0.5, background=samplers["learned"])
-    monkeypatch.setattr(type(fam), "takes_background", True)
     spec = fam.sample(np.random.default_rng(0), 0.5, background=samplers["learned"])
     extra = [a for a in spec.actors if not a.behavior.ignore_lights]
     assert spec.traffic.count == 0 and len(extra) >= 4
