@@ -306,7 +306,7 @@ def intersection_model(
             ids = tuple(f"s{i}" for i in arm_set if i % 2 == c)
             controllers.append(Controller(f"c{c}", f"phase {c}", c, ids))
         roads = [
-            dataclass_replace(rd, signals=(signals[rd.num_id],)) if rd.num_id in signals else rd
+            dataclasses.replace(rd, signals=(signals[rd.num_id],)) if rd.num_id in signals else rd
             for rd in roads
         ]
     junction = Junction(
@@ -316,10 +316,6 @@ def intersection_model(
         controllers=tuple(c.id for c in controllers),
     )
     return OdrMap(name, tuple(roads), (junction,), tuple(controllers), rev_minor=4)
-
-
-def dataclass_replace(rd: OdrRoad, **kw: Any) -> OdrRoad:
-    return dataclasses.replace(rd, **kw)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,7 +351,7 @@ def roundabout_model(
     start = Rc + RING_ARM_GAP_M
     roads = [_arm_road(i, start, 1, w, arm_length, speed_limit, sidewalk_width) for i in range(4)]
     roads = [
-        dataclass_replace(rd, predecessor=RoadLink("junction", str(int(JUNCTION_ID) + 10 * i)))
+        dataclasses.replace(rd, predecessor=RoadLink("junction", str(int(JUNCTION_ID) + 10 * i)))
         for i, rd in enumerate(roads)
     ]
 
@@ -510,18 +506,8 @@ def on_ramp_model(
         pred=RoadLink("junction", JUNCTION_ID),
         succ=RoadLink("road", "2", "start"),
     )
-    r1 = dataclass_replace(
-        r1,
-        sections=(
-            r1.sections[0],
-            LaneSection(
-                accel_length,
-                tuple(
-                    dataclasses_replace_lane(ln, successor=None) if ln.id == -(n + 1) else ln
-                    for ln in r1.sections[1].lanes
-                ),
-            ),
-        ),
+    r1 = dataclasses.replace(
+        r1, sections=(r1.sections[0], _unlinked(r1.sections[1], -(n + 1), at_end=True))
     )
     r2 = _main_road(
         2,
@@ -533,7 +519,7 @@ def on_ramp_model(
         pred=RoadLink("road", "1", "end"),
     )
     # The ramp ends where the junction starts, offset right of the acceleration lane.
-    y_end = -(n + 0.5) * w - 0.5 * jl * math.tan(ramp_angle)
+    y_end = _ramp_lane_y(n, w, jl, ramp_angle)
     end = Pose(x_j, y_end, ramp_angle)
     ramp_start = Pose(
         x_j - ramp_length * math.cos(ramp_angle),
@@ -551,20 +537,7 @@ def on_ramp_model(
         None,
         name="on-ramp",
     )
-    through = dataclass_replace(
-        _main_road(
-            101,
-            x_j,
-            jl,
-            n,
-            w,
-            speed_limit,
-            pred=RoadLink("road", "0", "end"),
-            succ=RoadLink("road", "1", "start"),
-        ),
-        junction=JUNCTION_ID,
-        name="main through",
-    )
+    through = _through_road(x_j, jl, n, w, speed_limit, "0", "1")
     merge = _lane_centred_road(
         "102",
         connect(end, Pose(x1, -(n + 0.5) * w, 0.0)),
@@ -585,8 +558,33 @@ def on_ramp_model(
     return OdrMap(name, (r0, r1, r2, ramp, through, merge), (junction,), rev_minor=4)
 
 
-def dataclasses_replace_lane(ln: OdrLane, **kw: Any) -> OdrLane:
-    return dataclasses.replace(ln, **kw)
+def _ramp_lane_y(n: int, w: float, jl: float, ramp_angle: float) -> float:
+    """[m] lateral position where a ramp meets its junction: right of the outer main lane."""
+    return -(n + 0.5) * w - 0.5 * jl * math.tan(ramp_angle)
+
+
+def _through_road(
+    x_j: float, jl: float, n: int, w: float, speed_limit: float, pred: str, succ: str
+) -> OdrRoad:
+    """Road 101: the main lanes straight through a ramp's junction, from road ``pred``'s end
+    to road ``succ``'s start."""
+    road = _main_road(101, x_j, jl, n, w, speed_limit, pred=RoadLink("road", pred, "end"),
+                      succ=RoadLink("road", succ, "start"))  # fmt: skip
+    return dataclasses.replace(road, junction=JUNCTION_ID, name="main through")
+
+
+def _unlinked(section: LaneSection, lane_id: int, at_end: bool) -> LaneSection:
+    """``section`` with lane ``lane_id``'s successor (``at_end``) or predecessor removed: the
+    tapered acceleration/deceleration lane ends there."""
+
+    def cut(ln: OdrLane) -> OdrLane:
+        if ln.id != lane_id:
+            return ln
+        if at_end:
+            return dataclasses.replace(ln, successor=None)
+        return dataclasses.replace(ln, predecessor=None)
+
+    return dataclasses.replace(section, lanes=tuple(cut(ln) for ln in section.lanes))
 
 
 def off_ramp_model(
@@ -620,19 +618,14 @@ def off_ramp_model(
         pred=RoadLink("road", "0", "end"),
         succ=RoadLink("junction", JUNCTION_ID),
     )
-    first = LaneSection(
-        0.0,
-        tuple(
-            dataclasses_replace_lane(ln, predecessor=None) if ln.id == -(n + 1) else ln
-            for ln in r1.sections[0].lanes
-        ),
+    r1 = dataclasses.replace(
+        r1, sections=(_unlinked(r1.sections[0], -(n + 1), at_end=False), r1.sections[1])
     )
-    r1 = dataclass_replace(r1, sections=(first, r1.sections[1]))
     x2 = x_j + jl
     r2 = _main_road(
         2, x2, downstream_length, n, w, speed_limit, pred=RoadLink("junction", JUNCTION_ID)
     )
-    y_start = -(n + 0.5) * w - 0.5 * jl * math.tan(ramp_angle)
+    y_start = _ramp_lane_y(n, w, jl, ramp_angle)
     start = Pose(x2, y_start, -ramp_angle)
     ramp = _lane_centred_road(
         "3",
@@ -645,20 +638,7 @@ def off_ramp_model(
         None,
         name="off-ramp",
     )
-    through = dataclass_replace(
-        _main_road(
-            101,
-            x_j,
-            jl,
-            n,
-            w,
-            speed_limit,
-            pred=RoadLink("road", "1", "end"),
-            succ=RoadLink("road", "2", "start"),
-        ),
-        junction=JUNCTION_ID,
-        name="main through",
-    )
+    through = _through_road(x_j, jl, n, w, speed_limit, "1", "2")
     diverge = _lane_centred_road(
         "102",
         connect(Pose(x_j, -(n + 0.5) * w, 0.0), start),
