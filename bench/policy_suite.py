@@ -106,6 +106,10 @@ def main() -> None:
         "env_steps_per_s": round(summary["env_steps_per_s"], 1), "wall_time_s": round(train_s, 1),
         "recipe": args.recipe, "overrides": extra, "best_eval_wall_time_s": best_at,
         "first_competent_eval": competent_at, "last_eval": summary.get("last_eval"),
+        # The behaviour clone's held-out evaluation and, with a time budget, the rule-based
+        # driver's on the same episodes (the reference of the eval/*_ratio columns).
+        "clone_eval": {k[5:]: v for k, v in bc.items() if k.startswith("eval/")} or None,
+        "time_budget_reference": (summary.get("time_budget") or {}).get("reference"),
     }), flush=True)  # fmt: skip
     _run(["evaluate", f"policies=[rule_based,random,{train}]", f"suite={args.suite}",
           f"episodes_per_scenario={args.episodes}", "progress_bar=false",

@@ -46,6 +46,9 @@ RESUME_KEEPS = ("total_steps", "device", "torch_threads", "progress_bar", "check
                 "eval_every", "resume", "tensorboard")  # fmt: skip
 EVAL_KEYS = ("return", "route_completion", "collision_rate", "success_rate", "length",
              "travel_time_s", "fuel_l_per_100km", "pace_s_per_km")  # fmt: skip
+# With a time budget: each evaluation's ratio to the rule-based driver's, by the column it divides.
+RATIO_OF = {"travel_time_ratio": "travel_time_s", "pace_ratio": "pace_s_per_km",
+            "fuel_ratio": "fuel_l_per_100km"}  # fmt: skip
 COMPETENT_RC = 0.95  # route completion the issue calls competent (time_budget's best.pt) ...
 COMPETENT_COLLISIONS = 0.02  # ... at this collision rate or less
 
@@ -240,11 +243,11 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
                                                                     "collision_rate")]  # fmt: skip
     guide = eval_guide = None
     if p.guide_coef > 0:  # the driver the guide loss imitates: the cloned expert's settings
-        from policy.load import guide_driver
+        from policy.load import expert_driver
 
-        guide = guide_driver(cfg.bc, env.params.vehicle)
+        guide = expert_driver(cfg.bc, env.params.vehicle, guide=True)
         if p.guide_executes or p.guide_shield:  # in the evaluations too, as when deployed
-            eval_guide = guide_driver(cfg.bc, env.params.vehicle)
+            eval_guide = expert_driver(cfg.bc, env.params.vehicle, guide=True)
     trainer = PPOTrainer(env, p, device, seed=cfg.seed, guide=guide)
 
     def run_eval() -> dict[str, float]:
@@ -258,15 +261,12 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
     bc_log: list[dict[str, float]] = []
     bc_time = 0.0
     if ckpt is None and cfg.bc.steps > 0:
+        from policy.load import expert_driver
         from policy.ppo.bc import warm_start
-        from policy.rule_based import RuleBasedDriver, RuleBasedParams
 
         t_bc = time.perf_counter()
         warm_start(trainer.agent, trainer.obs_rms if p.norm_obs else None, env,
-                   RuleBasedDriver(RuleBasedParams(lane_change=cfg.bc.expert_lane_change,
-                                                   speed_factor=cfg.bc.expert_speed_factor,
-                                                   a_max=cfg.bc.expert_a_max),
-                                   vehicle=env.params.vehicle), cfg.bc, cfg.seed, p.gamma,
+                   expert_driver(cfg.bc, env.params.vehicle), cfg.bc, cfg.seed, p.gamma,
                    p.obs_clip, log=bc_log)  # fmt: skip
         bc_time = time.perf_counter() - t_bc
         last = bc_log[-1]
@@ -362,10 +362,9 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
                     row.update({f"eval/{k}": v for k, v in last_eval.items()})
                     ratio = None
                     if tb_cfg.ratio > 0:
-                        for k in ("travel_time", "pace", "fuel"):
-                            col = next(c for c in EVAL_KEYS if c.startswith(k))
-                            last_eval[f"{k}_ratio"] = last_eval[col] / ref_eval[col]
-                            row[f"eval/{k}_ratio"] = last_eval[f"{k}_ratio"]
+                        for k, col in RATIO_OF.items():
+                            last_eval[k] = last_eval[col] / ref_eval[col]
+                            row[f"eval/{k}"] = last_eval[k]
                         ratio = last_eval["travel_time_ratio"]
                     rank = eval_rank(last_eval, ratio, tb_cfg.ratio)
                     if rank > best:
@@ -378,8 +377,8 @@ def train(cfg: TrainConfig, out_dir: Path, log: TextIO = sys.stdout) -> dict[str
                                             tb_cfg.lr, tb_cfg.max_weight)  # fmt: skip
                         _set_speed_weight([env, eval_env], speed_w)
                 elif tb_cfg.ratio > 0:
-                    for k in ("travel_time", "pace", "fuel"):
-                        row[f"eval/{k}_ratio"] = ""
+                    for k in RATIO_OF:
+                        row[f"eval/{k}"] = ""
                 if tb_cfg.ratio > 0:
                     row["time_budget/speed_weight"] = speed_w
                 if writer is None:

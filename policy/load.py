@@ -232,7 +232,7 @@ def load_ppo_driver(path: Path) -> PPODriver:
     shield = bool(ppo.get("guide_shield", False))
     if (executes or shield) and float(ppo.get("guide_coef", 0.0)) > 0:
         bc = config.get("bc") if isinstance(config.get("bc"), dict) else {}
-        guide = guide_driver(bc)
+        guide = expert_driver(bc, guide=True)
         dims = tuple(int(d) for d in ppo.get("guide_dims", [0])) if executes else ()
     return PPODriver(
         agent=agent,
@@ -248,16 +248,17 @@ def load_ppo_driver(path: Path) -> PPODriver:
     )
 
 
-def guide_driver(bc: Any, vehicle: Any = None) -> RuleBasedDriver:
-    """The rule-based driver a run's guide is: ``bc``'s ``expert_*`` settings (a config node or
-    a dict; ``guide_a_max`` when set), with ``vehicle``'s limits (None: the default car)."""
+def expert_driver(bc: Any, vehicle: Any = None, guide: bool = False) -> RuleBasedDriver:
+    """The rule-based driver a run clones (``bc``'s ``expert_*`` settings, a config node or a
+    dict) or, with ``guide``, its PPO guide (the same, with ``bc.guide_a_max`` when set), with
+    ``vehicle``'s limits (None: the default car)."""
     from policy.rule_based import RuleBasedParams
 
     def get(k: str, default: Any) -> Any:
         return bc.get(k, default) if isinstance(bc, dict) else getattr(bc, k, default)
 
     d = RuleBasedParams()
-    a_max = get("guide_a_max", None)
+    a_max = get("guide_a_max", None) if guide else None
     params = RuleBasedParams(lane_change=bool(get("expert_lane_change", d.lane_change)),
                              speed_factor=float(get("expert_speed_factor", d.speed_factor)),
                              a_max=float(get("expert_a_max", d.a_max) if a_max is None

@@ -239,14 +239,13 @@ def test_a_run_trained_with_an_executing_guide_deploys_with_it(tmp_path: Path) -
     (the cloned expert's settings) steering and the network choosing the acceleration."""
     import numpy as np
 
-    from policy.load import guide_driver, load_driver
+    from policy.load import expert_driver, load_driver
     from sim.env import DriveVectorEnv
     from sim.scenario import load_spec
 
     over = [*SMALL, "total_steps=512", "eval_every=2", "eval_episodes=4", "ppo.guide_coef=0.5",
             "ppo.guide_executes=true", "bc.expert_a_max=1.2"]  # fmt: skip
-    summary = train(_compose(over), tmp_path / "g", log=(tmp_path / "log.txt").open("w"))
-    assert summary["last_eval"]["route_completion"] >= 0.0
+    train(_compose(over), tmp_path / "g", log=(tmp_path / "log.txt").open("w"))
     drv = load_driver(str(tmp_path / "g"))
     assert drv.guide is not None and drv.guide.params.a_max == 1.2  # type: ignore[attr-defined]
     env = DriveVectorEnv(3, scenario=load_spec(Path(CONFIG_DIR) / "scenario" / "highway.yaml"))
@@ -254,7 +253,7 @@ def test_a_run_trained_with_an_executing_guide_deploys_with_it(tmp_path: Path) -
     assert env.state is not None
     drv.reset(np.ones(3, np.bool_))
     got = drv.act(env.state, env.road)
-    ref = guide_driver({"expert_a_max": 1.2}).act(env.state, env.road)
+    ref = expert_driver({"expert_a_max": 1.2}, guide=True).act(env.state, env.road)
     assert np.array_equal(got[:, 0], ref[:, 0])  # steering: the guide's
     assert not np.array_equal(got[:, 1], ref[:, 1])  # acceleration: the network's
     # A run without it deploys the network alone.
@@ -268,7 +267,7 @@ def test_a_shielded_run_never_accelerates_past_its_guide(tmp_path: Path) -> None
     rule-based driver's."""
     import numpy as np
 
-    from policy.load import guide_driver, load_driver
+    from policy.load import expert_driver, load_driver
     from policy.ppo.trainer import shield_accel
     from sim.env import DriveVectorEnv
     from sim.scenario import load_spec
@@ -288,7 +287,7 @@ def test_a_shielded_run_never_accelerates_past_its_guide(tmp_path: Path) -> None
     env = DriveVectorEnv(6, scenario=load_spec(Path(CONFIG_DIR) / "scenario" / "cut_in.yaml"))
     env.reset(seed=3)
     drv.reset(np.ones(6, np.bool_))
-    ref = guide_driver({})
+    ref = expert_driver({}, guide=True)
     ref.reset(np.ones(6, np.bool_))
     capped = 0
     for _ in range(60):
