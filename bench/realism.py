@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", default=str(US101_DATA), help="tracks CSV (default: US-101)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--split", default="test", choices=("test", "validation"))
-    ap.add_argument("--scenes-per-snapshot", type=int, default=4)
+    ap.add_argument("--scenes-per-snapshot", type=int, default=8)
     ap.add_argument("--rollout-scenes", type=int, default=48)
     ap.add_argument("--c2st-epochs", type=int, default=300)
     ap.add_argument(

@@ -27,7 +27,7 @@ class ExportConfig:
 class RealismConfig:
     """Sizes of the realism evaluation (``evaluate=true``, generative.realism)."""
 
-    scenes_per_snapshot: int = 4  # generated scenes per held-out snapshot
+    scenes_per_snapshot: int = 8  # generated scenes per held-out snapshot
     rollout_scenes: int = 48  # scenes per sampler played 10 s in the simulator (0: no rollout)
     c2st_epochs: int = 300  # Adam steps of each two-sample-test classifier
     matched: bool = True  # also the matched comparison (per-snapshot road context and window)

@@ -93,8 +93,9 @@ from generative.model.dataset import (
     lane_ratios,
     log_gap,
     main_lane_snapshots,
-    recording_windows,
+    snapshot_count_density,
     snapshot_density,
+    snapshot_extents,
 )
 from generative.model.placement import RoadContext, road_context
 from generative.model.validity import ValidityCounts, Vehicles
@@ -300,11 +301,19 @@ def _headway(gap: F64, v: F64) -> F64:
     return out
 
 
+def used_snapshots(snap: Snapshots, keep: NDArray[np.bool_]) -> I64:
+    """Snapshot indices :func:`from_snapshots` keeps (in its order): those of ``keep`` entries
+    with a finite pair and count density (at least one leader)."""
+    used = np.unique(snap.snapshot[keep])
+    ok = np.isfinite(snapshot_density(snap)) & np.isfinite(snapshot_count_density(snap))
+    out: I64 = used[ok[used]].astype(np.int64)
+    return out
+
+
 def from_snapshots(snap: Snapshots, keep: NDArray[np.bool_]) -> SnapshotSet:
     """A :class:`SnapshotSet` of the entries ``keep`` of recorded snapshots (renumbered)."""
     dens_all = snapshot_density(snap)
-    used = np.unique(snap.snapshot[keep])
-    used = used[np.isfinite(dens_all[used])]
+    used = used_snapshots(snap, keep)
     idx = np.flatnonzero(keep & np.isin(snap.snapshot, used))
     new = np.searchsorted(used, snap.snapshot[idx])
     step = snap.snapshot_time_step[used].astype(np.int64)
@@ -423,16 +432,13 @@ def matched_recorded_set(
     c_ratio = lane_ratios(
         snap.lane[on].astype(np.int64), snap.snapshot[on].astype(np.int64), n_all, ratio.shape[1]
     )[candidates]
-    c_lane = snapshot_density(snap)[candidates, None] * c_ratio  # (C, L)
+    c_lane = snapshot_count_density(snap)[candidates, None] * c_ratio  # (C, L)
     t_lane = density[:, None] * ratio  # (J, L)
     dist = np.sqrt(((t_lane[:, None, :] - c_lane[None, :, :]) ** 2).sum(-1))
     near = np.argsort(dist, axis=1, kind="stable")
     pick = candidates[near[:, :per_snapshot]].reshape(-1)
     win = np.repeat(window, per_snapshot)
-    s_lo = np.full(n_all, np.inf)
-    s_hi = np.full(n_all, -np.inf)
-    np.minimum.at(s_lo, snap.snapshot[on], snap.s_m[on] - 0.5 * snap.length_m[on])
-    np.maximum.at(s_hi, snap.snapshot[on], snap.s_m[on] + 0.5 * snap.length_m[on])
+    s_lo, s_hi = snapshot_extents(snap)
     room = np.maximum(s_hi[pick] - s_lo[pick] - win, 0.0)
     start = s_lo[pick] + rng.uniform(0.0, 1.0, pick.size) * room
     veh = recorded_scenes(snap, pick, start, MARGIN_M)
@@ -818,7 +824,7 @@ def evaluate_realism(
     seed: int = 0,
     *,
     samplers: dict[str, VehicleSampler] | None = None,
-    scenes_per_snapshot: int = 4,
+    scenes_per_snapshot: int = 8,
     rollout_scenes: int = 48,
     rollout: bool = True,
     train_data: str | Path | None = US101_DATA,
@@ -874,11 +880,13 @@ def evaluate_realism(
     real = from_snapshots(snap, in_held[snap.snapshot_recording[snap.snapshot]])
     if real.n_snapshots < 5:
         raise ValueError(f"{path}: only {real.n_snapshots} held-out snapshots with a leader")
-    windows = recording_windows(tracks)
-    held_idx = np.flatnonzero(in_held)
-    win_pool = windows[held_idx]
-    # Each held-out snapshot's own camera window (its recording's observed road).
-    real_win = windows[real.group // 100_000]
+    # Each held-out snapshot's observed road: its occupied extent (the slices track only the
+    # vehicles present at their start, so the road behind them empties), and its density in
+    # vehicles per km and lane over it: what the samplers are asked for.
+    used = used_snapshots(snap, in_held[snap.snapshot_recording[snap.snapshot]])
+    ext_lo, ext_hi = snapshot_extents(snap)
+    real_win = (ext_hi - ext_lo)[used]
+    real_count = snapshot_count_density(snap)[used]
     real_ratio = lane_ratios(real.lane, real.snapshot, real.n_snapshots, US101_LANES)
     real_ref = _RealRef.of(real)
     real_roll = real_rollout_stats(tracks, held) if rollout else None
@@ -891,17 +899,17 @@ def evaluate_realism(
         kind="straight",
         num_lanes=US101_LANES,
         speed_limit=US101_SPEED_LIMIT_MPS,
-        length=float(win_pool.max()) + 2 * MARGIN_M,
+        length=float(real_win.max()) + 2 * MARGIN_M,
     )
     ctx = road_context(road)
     for i, (name, sampler) in enumerate(samplers.items()):
         say(f"sampling {name}")
         rng = np.random.default_rng([seed, i])
         n_s = real.n_snapshots * scenes_per_snapshot
-        dens = np.repeat(real.density, scenes_per_snapshot)
+        dens = np.repeat(real_count, scenes_per_snapshot)
         diff = rng.uniform(0.0, 1.0, n_s)
         veh, counts = sampler.sample_vehicles(ctx, rng, dens, diff)
-        gen = from_vehicles(veh, rng.choice(win_pool, n_s), MARGIN_M)
+        gen = from_vehicles(veh, rng.choice(real_win, n_s), MARGIN_M)
         results[name] = _compare(real_ref, gen, seed, c2st_epochs)
         if matched:
             # The same draws, now also given each snapshot's per-lane densities.
@@ -916,7 +924,7 @@ def evaluate_realism(
             say(f"rollout {name}")
             # Its own stream: the rollout does not depend on which comparisons ran before.
             roll = rollout_stats(
-                sampler, rollout_scenes, real.density, np.random.default_rng([seed, i, 1])
+                sampler, rollout_scenes, real_count, np.random.default_rng([seed, i, 1])
             )
             results[name] = _with_rollout(results[name], roll, real_roll)
             if name in results_m:
@@ -942,13 +950,14 @@ def evaluate_realism(
             has_roll = tr is not None and real_roll is not None and tr.speed_change.size > 0
             results["train_data"] = _with_rollout(res, tr, real_roll) if has_roll else res
             if matched:
-                cand = np.flatnonzero(
-                    tin[tsnap.snapshot_recording] & np.isfinite(snapshot_density(tsnap))
+                fin = np.isfinite(snapshot_density(tsnap)) & np.isfinite(
+                    snapshot_count_density(tsnap)
                 )
+                cand = np.flatnonzero(tin[tsnap.snapshot_recording] & fin)
                 mset = matched_recorded_set(
                     tsnap,
                     cand,
-                    real.density,
+                    real_count,
                     real_ratio,
                     real_win,
                     scenes_per_snapshot,

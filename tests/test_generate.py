@@ -154,7 +154,7 @@ def test_evaluate_says_realism_is_not_installed_or_calls_it(
     def fake(path: str, *, seed: int = 0, **sizes: int) -> Report:
         calls.append((path, seed))
         assert sizes == {
-            "scenes_per_snapshot": 4,
+            "scenes_per_snapshot": 8,
             "rollout_scenes": 48,
             "c2st_epochs": 300,
             "matched": True,

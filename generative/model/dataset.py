@@ -7,8 +7,8 @@ right, and a vehicle also sees the mean speed of the lane to its left (already p
 
 Features (inputs, all dimensionless; :data:`FEATURES`):
 
-- ``density``: the snapshot's space-mean density (:func:`snapshot_density`) /
-  :data:`DENSITY_SCALE`;
+- ``density``: the snapshot's density in vehicles per km and lane
+  (:func:`snapshot_count_density`) / :data:`DENSITY_SCALE`;
 - ``lane_density``: the lane's density, ``density * ratio`` / :data:`DENSITY_SCALE`, with the
   lane's ratio ``L * n_lane / n`` (:func:`lane_ratios`: its share of the snapshot's vehicles
   times the lane count; US-101's lanes differ: in the dense recordings the leftmost lane holds
@@ -180,7 +180,7 @@ def recording_lane_ratios(tracks: Tracks, recordings: tuple[str, ...]) -> tuple[
     cover) are left out. The sampler draws per-lane densities from these when none are given.
     """
     snap = main_lane_snapshots(tracks)
-    dens = snapshot_density(snap)
+    dens = snapshot_count_density(snap)
     ratios, meds = [], []
     for name in recordings:
         r = tracks.recordings.index(name)
@@ -195,13 +195,58 @@ def recording_lane_ratios(tracks: Tracks, recordings: tuple[str, ...]) -> tuple[
     return np.array(ratios).reshape(-1, US101_LANES), np.array(meds)
 
 
+def snapshot_extents(snap: Snapshots) -> tuple[F64, F64]:
+    """Each snapshot's occupied road ``(lo, hi)`` [m], ``(S,)`` each: rear bumper of its
+    rearmost to front bumper of its foremost main-lane vehicle (empty: ``inf, -inf``).
+
+    NGSIM's CommonRoad slices track only the vehicles present at their first step, so the road
+    upstream of the rearmost tracked vehicle empties as the recording runs (by 10 s, often half
+    the camera window): a snapshot's observed traffic is its occupied extent, not the window.
+    """
+    on = snap.lane >= 0
+    n = int(snap.snapshot_recording.shape[0])
+    lo = np.full(n, np.inf)
+    hi = np.full(n, -np.inf)
+    np.minimum.at(lo, snap.snapshot[on], snap.s_m[on] - 0.5 * snap.length_m[on])
+    np.maximum.at(hi, snap.snapshot[on], snap.s_m[on] + 0.5 * snap.length_m[on])
+    return lo, hi
+
+
+def snapshot_count_density(snap: Snapshots) -> F64:
+    """Density of each snapshot [veh/km/lane], ``(S,)``: vehicles per km and lane.
+
+    ``1000 (n - 1) / (L E)``: ``n`` main-lane vehicles in the occupied extent ``E``
+    (:func:`snapshot_extents`) of ``L`` lanes (those of the snapshot's recording that hold a
+    vehicle at any time: a slice may not cover every lane). ``n - 1``: the extent ends on two
+    vehicles' bumpers, so a stretch of road of length ``E`` at this density holds about
+    ``n - 1`` of them. This is the density of traffic as a loop detector or a sampler counts it
+    (vehicles per length of road), the density the model is conditioned on and that the
+    sampler's per-lane densities realise. NaN for snapshots with fewer than two vehicles.
+    """
+    on = snap.lane >= 0
+    n_s = int(snap.snapshot_recording.shape[0])
+    lo, hi = snapshot_extents(snap)
+    cnt = np.bincount(snap.snapshot[on], minlength=n_s).astype(np.float64)
+    rec = snap.snapshot_recording[snap.snapshot[on]].astype(np.int64)
+    n_rec = int(snap.snapshot_recording.max()) + 1 if n_s else 0
+    seen = np.zeros((n_rec, US101_LANES + 1), np.bool_)
+    seen[rec, np.clip(snap.lane[on], 0, US101_LANES)] = True
+    lanes = np.maximum(seen.sum(1), 1)[snap.snapshot_recording.astype(np.int64)]
+    ext = hi - lo
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: F64 = np.where((cnt >= 2) & (ext > 1.0), 1000.0 * (cnt - 1.0) / (lanes * ext), np.nan)
+    return out
+
+
 def snapshot_density(snap: Snapshots) -> F64:
-    """Space-mean density of each snapshot [veh/km/lane], ``(S,)``: 1000 / mean spacing.
+    """Pair density of each snapshot [veh/km/lane], ``(S,)``: 1000 / mean spacing.
 
     Spacing is centre to centre, ``gap + (length + length_leader) / 2``, over the vehicles that
-    have a leader in the snapshot. It measures how closely packed the observed vehicles are,
-    independent of how much road the cameras saw, which is what a sampler controls. Snapshots
-    without any leader get NaN.
+    have a leader in the snapshot. A feature of how closely packed the observed vehicles are
+    (realism compares it between windows); in a short window it reads denser than the road
+    (a gap straddling a window end is not seen; median 1.12x, 10-90 % 1.01-1.58x
+    :func:`snapshot_count_density` on US-101), so it is not what the model is conditioned
+    on. Snapshots without any leader: NaN.
     """
     has = snap.leader >= 0
     li = np.where(has, snap.leader, 0)
@@ -276,8 +321,9 @@ def build_examples(
     names = set(tracks.recordings if recordings is None else recordings)
     in_set = np.array([r in names for r in tracks.recordings], dtype=np.bool_)
     keep = (snap.lane >= 0) & in_set[snap.snapshot_recording[snap.snapshot]]
-    keep &= np.isfinite(snapshot_density(snap))[snap.snapshot]
-    dens = snapshot_density(snap)[snap.snapshot]
+    count_density = snapshot_count_density(snap)
+    keep &= np.isfinite(count_density)[snap.snapshot]
+    dens = count_density[snap.snapshot]
     label, ref = headway_labels(snap, headway_reference, keep)
     limit = US101_SPEED_LIMIT_MPS
     v = snap.speed_mps / limit

@@ -423,6 +423,54 @@ def place(
     return cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6]
 
 
+LANE_SCALE_RANGE = (0.25, 4.0)  # [-] bounds of the second pass's spacing factor
+
+
+def lane_scale(
+    ctx: RoadContext,
+    scene: I64,
+    lane: I64,
+    s_ref: F64,
+    n_scenes: int,
+    density: F64,
+    s_range: tuple[float, float],
+    zones_lo: F64,
+    zones_hi: F64,
+) -> F64:
+    """Spacing factor per scene and lane, ``(S, L)``, that brings a lane to its asked density.
+
+    From a first placement pass (``scene``, ``lane``, ``s_ref`` of its vehicles): the asked
+    centre spacing ``1000 / density`` ``(S, L)`` over the pass's mean spacing, measured from its
+    rearmost to its foremost vehicle less the keep_clear zones in between (so the random offset
+    of the front vehicle and the range's ends do not enter). Lanes with fewer than 3 vehicles
+    use counts, ``(n + 1) / (want + 1)`` with ``want`` the asked vehicles on the lane's free
+    length, so that short lanes do not swing. A second pass with every spacing (gap + length)
+    scaled by the factor holds the asked density on average. Clipped to
+    :data:`LANE_SCALE_RANGE`.
+    """
+    n_l = ctx.num_lanes
+    lo, hi = s_range
+    key = scene * n_l + lane
+    size = n_scenes * n_l
+    got = np.bincount(key, minlength=size).reshape(n_scenes, n_l)
+    first = np.full(size, np.inf)
+    last = np.full(size, -np.inf)
+    np.minimum.at(first, key, s_ref)
+    np.maximum.at(last, key, s_ref)
+    first, last = first.reshape(n_scenes, n_l), last.reshape(n_scenes, n_l)
+    many = got >= 3
+    a = np.where(many, first, 0.0)[:, :, None]
+    b = np.where(many, last, 0.0)[:, :, None]
+    blocked_in = np.clip(np.minimum(zones_hi, b) - np.maximum(zones_lo, a), 0.0, None).sum(2)
+    spacing = (np.where(many, last - first, 0.0) - blocked_in) / np.maximum(got - 1, 1)
+    by_spacing = 1000.0 / np.maximum(density, 1e-3) / np.maximum(spacing, 1e-3)
+    blocked = np.clip(np.minimum(zones_hi, hi) - np.maximum(zones_lo, lo), 0.0, None).sum(2)
+    want = density * np.maximum((hi - lo) - blocked, 0.0) / 1000.0
+    by_count = (got + 1.0) / (want + 1.0)
+    out: F64 = np.clip(np.where(many & (spacing > 0), by_spacing, by_count), *LANE_SCALE_RANGE)
+    return out
+
+
 def to_vehicles(
     ctx: RoadContext,
     scene: I64,

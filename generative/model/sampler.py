@@ -77,6 +77,7 @@ from generative.model.placement import (
     SamplerError,
     corridor_contexts,
     corridor_zones,
+    lane_scale,
     place,
     road_context,
     single_road,
@@ -89,7 +90,7 @@ from sim.scenario import ActorSpec, BehaviorSpec, RoadSpec
 F64 = NDArray[np.float64]
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "traffic_model.pt"
-WEIGHTS_FORMAT = 2  # generative.model.train.WEIGHTS_FORMAT
+WEIGHTS_FORMAT = 3  # generative.model.train.WEIGHTS_FORMAT
 POLITENESS = (0.5, 0.1)  # [-] MOBIL politeness at difficulty 0 and 1 (Kesting 2007: 0..1)
 LC_THRESHOLD_SCALE = (1.5, 0.5)  # [-] x the calibrated threshold at difficulty 0 and 1
 DEFAULT_LC_THRESHOLD_MPS2 = BehaviorSpec.lc_threshold  # before calibration (sim default)
@@ -358,41 +359,16 @@ class LearnedTrafficSampler(SceneSampler):
         """Validity counts accumulated over every call so far."""
         return self._stats
 
-    def density_input(self, density: F64, difficulty: F64) -> tuple[F64, F64]:
-        """The model's density input and the gap stretch that give ``density`` [veh/km/lane].
+    def density_input(self, density: F64) -> tuple[F64, F64]:
+        """The model's density input and the spacing stretch for ``density`` [veh/km/lane].
 
-        Without a calibration table: ``clip(density, lo, hi)`` and ``clip / density``. With
-        one (``meta["density_calibration"]``, :func:`generative.model.train.calibrate_density`):
-        the table gives the realised density of each input at a few difficulties; it is
-        interpolated linearly in difficulty and inverted linearly in density, so the scene
-        comes out at the asked density at any difficulty. Beyond the table's realised range the
-        end input is used and the gaps are stretched by ``realised_end / density``.
-
-        Args:
-            density, difficulty: ``(S,)`` each.
-
-        Returns:
-            (model input [veh/km/lane], stretch factor [-]), ``(S,)`` each.
+        ``clip(density, lo, hi)`` to the trained range (:attr:`density_range`) and
+        ``clip / density``: below the range the lightest trained traffic with every spacing
+        stretched (above it, shrunk) to the asked density. ``(S,)`` each.
         """
-        cal = self.meta.get("density_calibration")
-        if cal is None:
-            d_lo, d_hi = self.density_range
-            d_cond = np.clip(density, d_lo, d_hi)
-            return d_cond, d_cond / np.maximum(density, 1e-3)
-        levels = np.asarray(cal["difficulty"], np.float64)  # (D,)
-        inputs = np.asarray(cal["density_in"], np.float64)  # (K,)
-        table = np.maximum.accumulate(np.asarray(cal["realised"], np.float64), axis=1)  # (D, K)
-        x = np.clip(difficulty, levels[0], levels[-1])
-        i = np.clip(np.searchsorted(levels, x, side="right") - 1, 0, levels.size - 2)
-        w = (x - levels[i]) / (levels[i + 1] - levels[i])
-        curve = (1 - w)[:, None] * table[i] + w[:, None] * table[i + 1]  # (S, K)
-        d = np.clip(density, curve[:, 0], curve[:, -1])
-        j = np.clip((curve < d[:, None]).sum(1), 1, inputs.size - 1)
-        rows = np.arange(d.size)
-        c0, c1 = curve[rows, j - 1], curve[rows, j]
-        f = np.where(c1 > c0, (d - c0) / np.maximum(c1 - c0, 1e-9), 0.0)
-        d_in = inputs[j - 1] + np.clip(f, 0.0, 1.0) * (inputs[j] - inputs[j - 1])
-        return d_in, d / np.maximum(density, 1e-3)
+        d_lo, d_hi = self.density_range
+        d_cond = np.clip(density, d_lo, d_hi)
+        return d_cond, d_cond / np.maximum(density, 1e-3)
 
     def threshold_at(self, density: F64) -> F64:
         """Calibrated MOBIL threshold [m/s^2] at each ``density`` [veh/km/lane].
@@ -468,7 +444,7 @@ class LearnedTrafficSampler(SceneSampler):
             ratio = self.draw_lane_ratios(density, ctx.num_lanes, rng)
         else:
             ratio = self._lane_ratio(lane_ratio, n_s, ctx.num_lanes)
-        d_cond, stretch = self.density_input(density, difficulty)
+        d_cond, stretch = self.density_input(density)
         limit = ctx.limit
         place_head, beh_head, temp = self._place_head, self._beh_head, self.temperature
 
@@ -505,6 +481,19 @@ class LearnedTrafficSampler(SceneSampler):
 
         scene, lane, s_ref, gap, v, length, width = place(
             ctx, propose, density[:, None] * ratio, (lo, hi), zl, zh, rng
+        )
+        # Second pass: each lane's spacings scaled so that it holds its asked density
+        # (module docstring, "Per-lane densities").
+        scale = lane_scale(ctx, scene, lane, s_ref, n_s, density[:, None] * ratio, (lo, hi), zl, zh)
+
+        def propose_scaled(st: PlacementState) -> Proposal:
+            p = propose(st)
+            k = scale[st.scene, st.lane]
+            gap = np.maximum(p.gap * k + (k - 1.0) * p.length, 0.5 * p.gap * np.minimum(k, 1.0))
+            return Proposal(gap=gap, v=p.v, length=p.length, width=p.width)
+
+        scene, lane, s_ref, gap, v, length, width = place(
+            ctx, propose_scaled, density[:, None] * ratio, (lo, hi), zl, zh, rng
         )
         # Lighter than any training scene: speeds move towards free flow (module docstring).
         free = np.clip(1.0 - 1.0 / np.maximum(stretch, 1e-9), 0.0, 1.0)[scene]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -40,7 +39,6 @@ from generative.model.dataset import (
     Examples,
     build_examples,
     recording_lane_ratios,
-    recording_windows,
 )
 from generative.model.network import NetConfig, TrafficNet
 
@@ -49,7 +47,7 @@ F64 = NDArray[np.float64]
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = Path("../shared/data/traffic/ngsim_us101/us101_tracks.csv")
 DEFAULT_WEIGHTS = Path("generative/model/weights/traffic_model.pt")  # relative to the repo root
-WEIGHTS_FORMAT = 2  # bump when the file layout changes (2: lane_density input, lane tables)
+WEIGHTS_FORMAT = 3  # bump when the file layout or an input's meaning changes (3: count density)
 NOISY_FEATURES = ("density", "difficulty", "left_v")
 
 
@@ -75,8 +73,7 @@ class TrainConfig:
             exact snapshot density names the recording; the noise keeps the heads from
             memorising recordings (without it the validation NLL rises from its minimum
             after 3-5 epochs and keeps rising).
-        calibrate: After training, tabulate the realised density
-            (:func:`calibrate_density`) and calibrate the MOBIL lane-change threshold
+        calibrate: After training, calibrate the MOBIL lane-change threshold
             (:func:`calibrate_lane_changes`).
     """
 
@@ -242,11 +239,7 @@ def train(
         "density": [float(x) for x in lr_d],
         "ratio": [[float(x) for x in row] for row in lr],
     }
-    win = recording_windows(tracks)
-    train_idx = [tracks.recordings.index(r) for r in split.train]
-    meta["calibration_window_m"] = float(np.median(win[train_idx]))
     if cfg.calibrate:
-        meta["density_calibration"] = calibrate_density(net, meta, cfg.seed)
         table = calibrate_lane_changes(net, meta, tracks, split.train, cfg.seed)
         meta["lc_threshold_table"] = {"density": table["density"], "threshold": table["threshold"]}
         # The threshold at the training snapshots' median density (weights without a table).
@@ -262,7 +255,7 @@ def train(
 
 # [m/s^2] MOBIL thresholds tried (the simulator's default is 0.2; dense traffic needs > 2)
 LC_THRESHOLD_GRID_MPS2 = (0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
-LC_DENSITY_LEVELS = (25.0, 35.0, 45.0, 55.0, 65.0)  # [veh/km/lane] calibrated densities
+LC_DENSITY_LEVELS = (15.0, 25.0, 35.0, 45.0, 55.0)  # [veh/km/lane] calibrated densities
 CALIBRATION_SCENES = 16  # scenes per (density, threshold) played 10 s
 
 
@@ -274,13 +267,13 @@ def lane_change_counts(tracks: Tracks, recordings: tuple[str, ...]) -> tuple[F64
     """
     from generative.data import detect_lane_changes
     from generative.data.ngsim import AUX_LANE
-    from generative.model.dataset import main_lane_snapshots, snapshot_density
+    from generative.model.dataset import main_lane_snapshots, snapshot_count_density
 
     ev = detect_lane_changes(tracks)
     ok = (ev.from_lane != AUX_LANE) & (ev.to_lane != AUX_LANE) & (ev.from_lane >= 0)
     main = (tracks.lane >= 0) & (tracks.lane != AUX_LANE)
     snap = main_lane_snapshots(tracks)
-    dens = snapshot_density(snap)
+    dens = snapshot_count_density(snap)
     out = []
     for name in recordings:
         r = tracks.recordings.index(name)
@@ -368,63 +361,6 @@ def calibrate_lane_changes(
         "rate_fit": [a, b],
         "grid": list(LC_THRESHOLD_GRID_MPS2),
         "rates": rates,
-    }
-
-
-DENSITY_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)  # [-] difficulties of the calibration table
-DENSITY_INPUTS = 9  # density inputs of the table, geometric over the trained range
-DENSITY_SCENES = 24  # scenes per table cell (1 km, 3 lanes: ~2000 vehicles)
-
-
-def calibrate_density(net: TrafficNet, meta: dict[str, Any], seed: int) -> dict[str, Any]:
-    """Realised space-mean density of sampled scenes per (difficulty, density input).
-
-    The model's density input is the recordings' snapshot density, but the difficulty input
-    also moves the gaps (short-headway lanes are denser); this table lets the sampler invert
-    both (:meth:`generative.model.LearnedTrafficSampler.density_input`), so that the density a
-    user asks for is the density they get. Scenes: straight, 3 lanes, 1 km, no stretch.
-
-    The density is measured as the recordings' snapshot densities are (the model's density
-    input is those labels): space-mean in windows of the training recordings' median camera
-    window (``meta["calibration_window_m"]``, ~180 m), 1 km of each scene cut into such
-    windows; the median over all windows. A short window leaves out the gaps that straddle its
-    ends, so it reads a few percent denser than the whole road.
-    """
-    from generative.model.placement import road_context
-    from generative.model.sampler import LearnedTrafficSampler
-    from generative.realism import from_vehicles
-    from sim.scenario import RoadSpec
-
-    lo, hi = meta["density_range"]
-    inputs = np.geomspace(lo, hi, DENSITY_INPUTS)
-    sampler = LearnedTrafficSampler.from_net(net, meta)
-    ctx = road_context(RoadSpec(num_lanes=3, length=1200.0))
-    realised = np.zeros((len(DENSITY_LEVELS), inputs.size))
-    rng = np.random.default_rng(seed)
-    window = float(meta.get("calibration_window_m", 1000.0))
-    n_win = max(int(1000.0 // window), 1)
-    for a, level in enumerate(DENSITY_LEVELS):
-        for b, d in enumerate(inputs):
-            veh, _ = sampler.sample_vehicles(
-                ctx,
-                rng,
-                np.full(DENSITY_SCENES, d),
-                np.full(DENSITY_SCENES, level),
-                lane_ratio=np.ones((DENSITY_SCENES, ctx.num_lanes)),
-            )
-            dens = [
-                from_vehicles(
-                    dataclasses.replace(veh, s=veh.s - k * window),
-                    np.full(DENSITY_SCENES, window),
-                    100.0,
-                ).density
-                for k in range(n_win)
-            ]
-            realised[a, b] = float(np.median(np.concatenate(dens)))
-    return {
-        "difficulty": list(DENSITY_LEVELS),
-        "density_in": [float(x) for x in inputs],
-        "realised": [[float(x) for x in row] for row in realised],
     }
 
 

@@ -23,6 +23,8 @@ from generative.data import (
 )
 from generative.data.idm_fit import LOWER, UPPER
 from generative.data.ngsim import build_tracks
+from generative.data.snapshots import Snapshots
+from generative.model.dataset import main_lane_snapshots, snapshot_count_density, snapshot_extents
 from sim.traffic import idm_accel
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -260,3 +262,68 @@ def test_malformed_csv_names_file_and_column(tmp_path: Path) -> None:
     )
     with pytest.raises(DataFormatError, match=r"vehicle_tracks_bad\.csv.*'vx'.*line 2"):
         load_interaction_tracks(inter)
+
+
+def _snaps(rec: list[int], snapshot: list[int], lane: list[int], s: list[float]) -> Snapshots:
+    n = len(snapshot)
+    z = np.zeros(n)
+    return Snapshots(
+        snapshot_recording=np.array(rec, np.int32),
+        snapshot_time_step=np.zeros(len(rec), np.int32),
+        snapshot=np.array(snapshot, np.int32),
+        row=np.arange(n, dtype=np.int64),
+        track=np.arange(n, dtype=np.int32),
+        lane=np.array(lane, np.int16),
+        s_m=np.array(s, np.float64),
+        speed_mps=z + 10.0,
+        accel_mps2=z,
+        length_m=z + 4.0,
+        width_m=z + 1.8,
+        leader=np.full(n, -1, np.int64),
+        follower=np.full(n, -1, np.int64),
+        gap_m=z * np.nan,
+        dv_mps=z * np.nan,
+        headway_s=z * np.nan,
+    )
+
+
+def test_count_density_by_hand() -> None:
+    # Recording 0 observes lanes 0 and 1; snapshot 0: 5 vehicles from s = 10 to 90 (extent
+    # 8 .. 92 = 84 m with the 4-m bodies): 1000 * 4 / (2 * 84). Snapshot 1 (recording 0): one
+    # vehicle: NaN. Recording 1 observes lane 0 only: 1000 * 2 / (1 * 44).
+    snap = _snaps(
+        [0, 0, 1],
+        [0, 0, 0, 0, 0, 1, 2, 2, 2],
+        [0, 0, 0, 1, 1, 0, 0, 0, 0],
+        [10.0, 50.0, 90.0, 30.0, 70.0, 5.0, 0.0, 20.0, 40.0],
+    )
+    lo, hi = snapshot_extents(snap)
+    assert lo[0] == 8.0 and hi[0] == 92.0
+    d = snapshot_count_density(snap)
+    assert d[0] == pytest.approx(1000 * 4 / (2 * 84))
+    assert np.isnan(d[1])
+    assert d[2] == pytest.approx(1000 * 2 / 44)
+
+
+@needs_ngsim
+def test_recorded_road_empties_behind_the_tracked_vehicles() -> None:
+    """The CommonRoad slices track only the vehicles present at their start: the occupied
+    extent shrinks through a recording while the camera window stays, which is why densities
+    are counted over the extent."""
+    tr = ngsim()
+    snap = main_lane_snapshots(tr, 10)
+    lo, hi = snapshot_extents(snap)
+    ext = hi - lo
+    d = snapshot_count_density(snap)
+    n = np.bincount(snap.snapshot[snap.lane >= 0], minlength=snap.n_snapshots)
+    shrank, fewer = [], []
+    for r in range(len(tr.recordings)):
+        js = np.flatnonzero(snap.snapshot_recording == r)
+        if js.size >= 5 and n[js[0]] >= 10:  # (one slice holds 2 vehicles throughout)
+            shrank.append(ext[js[-1]] < 0.8 * ext[js[0]])
+            fewer.append(n[js[-1]] < 0.8 * n[js[0]])
+    assert all(fewer), fewer  # nobody enters: every recording loses vehicles
+    assert np.mean(shrank) > 0.6, shrank
+    # The count density stays within the range of the recordings' traffic (veh/km/lane).
+    ok = np.isfinite(d)
+    assert 10.0 < np.median(d[ok]) < 60.0

@@ -209,11 +209,13 @@ def test_light_traffic_flows_faster(sampler: LearnedTrafficSampler) -> None:
 
 
 def test_speed_falls_with_density_like_the_recordings(sampler: LearnedTrafficSampler) -> None:
-    """The fundamental diagram of the training recordings: median speed / limit 0.57, 0.47,
-    0.32 at 25-35, 35-45, 45-55 veh/km/lane; the samples follow it within 0.07."""
-    med = [np.median(_vehicles(sampler, d, 0.5).speed) / 30.0 for d in (30.0, 40.0, 50.0)]
-    assert med[0] > med[1] > med[2], med
-    assert med == pytest.approx([0.57, 0.47, 0.32], abs=0.07)
+    """The fundamental diagram of the training recordings: median speed / limit 0.58, 0.50,
+    0.46 at 25-30, 30-35, 35-40 veh/km/lane (count density); the samples follow it within
+    0.07, and keep slowing beyond (40-45 holds 3 % of the rows, too few to pin a value)."""
+    dens = (27.5, 32.5, 37.5, 42.5)
+    med = [np.median(_vehicles(sampler, d, 0.5).speed) / 30.0 for d in dens]
+    assert med[0] > med[1] > med[2] > med[3], med
+    assert med[:3] == pytest.approx([0.58, 0.50, 0.46], abs=0.07)
 
 
 def test_higher_density_gives_more_vehicles(sampler: LearnedTrafficSampler) -> None:
@@ -229,7 +231,7 @@ def test_difficulty_shortens_headways_at_the_same_density(sampler: LearnedTraffi
 
 
 def test_per_lane_density_conditions_lane_use_and_speed(sampler: LearnedTrafficSampler) -> None:
-    """Asked per-lane densities show in the lane counts, and a denser lane drives slower."""
+    """Asked per-lane densities are the lanes' densities, and a denser lane drives slower."""
     ctx = road_context(RoadSpec(num_lanes=3, length=1200.0))
     n = 30
     ratio = np.tile([1.8, 0.8, 0.4], (n, 1))
@@ -237,7 +239,9 @@ def test_per_lane_density_conditions_lane_use_and_speed(sampler: LearnedTrafficS
         ctx, np.random.default_rng(0), np.full(n, 35.0), np.full(n, 0.5), lane_ratio=ratio
     )
     counts = np.bincount(veh.lane, minlength=3)
-    assert counts[0] > 1.3 * counts[1] > 1.3 * 1.3 * counts[2], counts
+    # Each lane holds its asked density (the second placement pass), within 8 %.
+    per_km = counts / n / (ctx.lane_length / 1000.0)
+    assert per_km == pytest.approx(35.0 * ratio[0], rel=0.08), per_km
     speed = [np.median(veh.speed[veh.lane == k]) for k in range(3)]
     assert speed[0] < speed[2], speed
     # Without a ratio the sampler draws one per scene from the training recordings: mean 1.
@@ -368,7 +372,7 @@ def test_shipped_weights_are_small_and_load() -> None:
     assert DEFAULT_WEIGHTS.is_file()
     assert DEFAULT_WEIGHTS.stat().st_size < 1_000_000
     _, meta = load_net()
-    assert meta["format"] == 2 and meta["test_recordings"]
+    assert meta["format"] == 3 and meta["test_recordings"]
     lo, hi = meta["density_range"]
     assert 0 < lo < hi
     assert 0.05 <= meta["lc_threshold"] <= 5.0

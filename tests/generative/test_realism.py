@@ -97,11 +97,11 @@ def test_lane_ratios_by_hand() -> None:
 @needs_data
 def test_matched_floor_takes_the_nearest_snapshots_cropped_to_the_window() -> None:
     from generative.data import load_ngsim_us101
-    from generative.model.dataset import main_lane_snapshots, snapshot_density
+    from generative.model.dataset import main_lane_snapshots, snapshot_count_density
 
     tracks = load_ngsim_us101(US101)
     snap = main_lane_snapshots(tracks, 5)
-    dens = snapshot_density(snap)
+    dens = snapshot_count_density(snap)
     cand = np.flatnonzero(np.isfinite(dens))[:40]
     on = snap.lane >= 0
     ratio = lane_ratios(
