@@ -453,11 +453,11 @@ def lane_scale(
     key = scene * n_l + lane
     size = n_scenes * n_l
     got = np.bincount(key, minlength=size).reshape(n_scenes, n_l)
-    first = np.full(size, np.inf)
-    last = np.full(size, -np.inf)
-    np.minimum.at(first, key, s_ref)
-    np.maximum.at(last, key, s_ref)
-    first, last = first.reshape(n_scenes, n_l), last.reshape(n_scenes, n_l)
+    first_flat = np.full(size, np.inf)
+    last_flat = np.full(size, -np.inf)
+    np.minimum.at(first_flat, key, s_ref)
+    np.maximum.at(last_flat, key, s_ref)
+    first, last = first_flat.reshape(n_scenes, n_l), last_flat.reshape(n_scenes, n_l)
     many = got >= 3
     a = np.where(many, first, 0.0)[:, :, None]
     b = np.where(many, last, 0.0)[:, :, None]
