@@ -14,24 +14,27 @@ otherwise every recording of the file.
 
 Snapshots. Recordings are cut into snapshots every ``SNAPSHOT_EVERY_S`` (main lanes 0..4 only,
 :func:`generative.model.dataset.main_lane_snapshots`); each vehicle gets its leader in the same
-lane *within the camera window*. Generated scenes are made to look the same: a straight
-5-lane road at the US-101 limit, one scene per held-out snapshot conditioned on that snapshot's
-density (space-mean, :func:`generative.model.dataset.snapshot_density`) and a uniform
-difficulty, then cropped to a window of the held-out recordings' observed length
-(:func:`generative.model.dataset.recording_windows`) in the middle of the road, with leaders
-outside the window dropped as the cameras would.
+lane *within the snapshot*. A snapshot's observed road is its occupied extent (rear bumper of
+the rearmost to front bumper of the foremost vehicle,
+:func:`generative.model.dataset.snapshot_extents`), not the recording's camera window: the
+CommonRoad slices track only the vehicles present at their start, so the road behind them
+empties as a recording runs. Generated scenes are made to look the same: a straight 5-lane
+road at the US-101 limit, scenes conditioned on a held-out snapshot's density (vehicles per km
+and lane over its extent, :func:`generative.model.dataset.snapshot_count_density`) and a
+uniform difficulty, then cropped to a window of an extent's length in the middle of the road,
+with leaders outside the window dropped.
 
 Two comparisons, both reported (:class:`RealismReport` ``sources`` and ``matched``):
 
 - *Unmatched*: each held-out snapshot gets ``scenes_per_snapshot`` generated scenes at its
-  density, cropped to a window drawn from the held-out recordings' windows; ``train_data`` is
+  density, cropped to a window drawn from the held-out snapshots' extents; ``train_data`` is
   every training snapshot, uncropped. Between-recording differences (each recording is one
   traffic state: its congestion, its lane use, its camera window) dominate this comparison:
   the training recordings themselves are told apart from the held-out ones.
 - *Matched*: each generated scene is conditioned on the observable road context of its
   held-out snapshot (5 lanes, the US-101 limit, the snapshot's density and, for samplers that
   take them, its per-lane densities: :func:`lane_ratios`) and cropped to that snapshot's own
-  camera window; ``train_data`` is, for each held-out snapshot, the ``scenes_per_snapshot``
+  extent; ``train_data`` is, for each held-out snapshot, the ``scenes_per_snapshot``
   training snapshots nearest in per-lane density (:func:`matched_recorded_set`), each cropped
   to the same window at a uniform position. The classifier and its features are the same, so
   the matched C2ST asks "is this realistic traffic for this road context", not "which
@@ -42,7 +45,9 @@ Metrics per source.
 - Wasserstein-1 distance (:func:`wasserstein1`, exact for empirical distributions) of: speed
   [m/s], gap to the leader [m], time headway [s] (gap / speed, speeds > 1 m/s, capped at
   ``HEADWAY_CAP_S``), relative speed to the leader ``v - v_leader`` [m/s], lane occupancy (the
-  distribution of vehicles over lane indices 0..4) and snapshot density [veh/km/lane].
+  distribution of vehicles over lane indices 0..4) and snapshot pair density [veh/km/lane]
+  (1000 / mean centre spacing of the vehicles with a leader in the window,
+  :func:`generative.model.dataset.snapshot_density`, computed alike on both sides).
 - Classifier two-sample test (C2ST, :func:`c2st_accuracy`): a small MLP tries to tell real
   from generated; accuracy on held-out folds (0.5 = indistinguishable). Three versions:
   ``c2st_vehicle_local`` classifies one vehicle at a time from its own state only, the vector
@@ -286,7 +291,7 @@ class SnapshotSet:
     gap: F64
     rel_speed: F64
     headway: F64
-    density: F64  # (S,) space-mean density of each snapshot [veh/km/lane]
+    density: F64  # (S,) pair density of each snapshot in its window [veh/km/lane]
     group: I64  # (S,)
 
     @property
@@ -783,7 +788,7 @@ class RealismReport:
         if self.matched:
             lines += [
                 "Matched (each generated scene: its held-out snapshot's density, per-lane "
-                "densities and camera window; train_data: the training snapshots nearest in "
+                "densities and occupied extent; train_data: the training snapshots nearest in "
                 "per-lane density, cropped to that window; *_loro: C2ST with one fold per "
                 "held-out recording):",
                 "",
@@ -792,7 +797,7 @@ class RealismReport:
             ]
         lines += [
             "Unmatched (generated scenes: the held-out densities, windows drawn from the "
-            "held-out recordings'; train_data: every training snapshot, uncropped):",
+            "held-out snapshots' extents; train_data: every training snapshot, uncropped):",
             "",
             *self._table(self.sources),
         ]

@@ -30,22 +30,23 @@ Conditioning rules.
 - *Lanes*: US-101 has 5 main lanes; a road with L lanes uses lane positions 0..1 across its L
   lanes (leftmost 0, rightmost 1) and the edge-lane flags. The lane count itself is not an input
   (the data has only one).
-- *Density* [veh/km/lane] is the space-mean density (1000 / mean centre spacing). The model's
-  density input covers the training snapshots' 5th-95th percentile (stored with the weights:
-  28-50 veh/km/lane, US-101 is congested). A calibration table made at training time
-  (:meth:`LearnedTrafficSampler.density_input`) maps the asked density and difficulty to the
-  input that realises it. Below the range, the lightest trained traffic is used and every
-  spacing (gap + length) is stretched by ``realised_min / density``: 8 veh/km/lane is US-101's
-  lightest traffic at ~3.5x the spacing. US-101 has no free-flowing traffic to learn speeds
-  from, so there speeds follow Greenshields' linear speed-density relation between the
-  lightest trained traffic and free flow: ``v = v_model + (1 - d / d_min) (FREE_FLOW_FRAC
-  limit - v_model)``, ``d_min`` the lightest realised density at that difficulty (8 of ~24
-  veh/km/lane: two thirds of the way to 0.9 of the limit). Above the range, spacings shrink
-  the same way (a gap keeps at least half its sampled size) and speeds are the model's.
+- *Density* [veh/km/lane] is counted density, vehicles per km of lane (what the recordings'
+  snapshots are labelled with: :func:`generative.model.dataset.snapshot_count_density`). The
+  model's density input covers the training snapshots' 5th-95th percentile (stored with the
+  weights: 27-40 veh/km/lane, US-101 is congested). Each lane holds its asked density
+  (``density * lane_ratio``): placement runs twice, the second pass scaling each lane's
+  spacings by asked / measured spacing of the first
+  (:func:`generative.model.placement.lane_scale`). Below the range, the lightest trained
+  traffic is used and every spacing (gap + length) is stretched by ``d_min / density``.
+  US-101 has no free-flowing traffic to learn speeds from, so there speeds follow
+  Greenshields' linear speed-density relation between the lightest trained traffic and free
+  flow: ``v = v_model + (1 - d / d_min) (FREE_FLOW_FRAC limit - v_model)`` (8 of 27
+  veh/km/lane: 70 % of the way to 0.9 of the limit). Above the range, spacings shrink the same
+  way (a gap keeps at least half its sampled size) and speeds are the model's.
 - *Difficulty* in [0, 1] is the placement head's ``difficulty`` input: during training it is
   each lane-snapshot's rank by median time headway (1 = shortest headways). At the same
-  density (the calibration holds density fixed) difficulty 1 draws the faster, closer-following
-  traffic of the data's short-headway lanes: median time headway ~20 % shorter than at 0.
+  density (the lanes hold it) difficulty 1 draws the faster, closer-following traffic of the
+  data's short-headway lanes: median time headway ~35 % shorter than at 0.
   It also lowers MOBIL politeness and the lane-change threshold (more eager lane changes).
 - *Family*: no recording is labelled with a scenario family, so a family conditions the model
   through the density and difficulty it draws (:mod:`generative.families`).
