@@ -328,10 +328,13 @@ def calibrate_lane_changes(
     ``recordings`` do at that density.
 
     Target: the Poisson fit of the recordings' lane-change rate on their density
-    (:func:`fit_lane_change_rate`). For each density of :data:`LC_DENSITY_LEVELS`, sampled
-    scenes at that density (uniform difficulty) are played 10 s in the simulator for each
-    threshold of :data:`LC_THRESHOLD_GRID_MPS2` (the same scenes: one seed); the threshold
-    giving the target rate is interpolated (:func:`_threshold_for`). Returns the table for
+    (:func:`fit_lane_change_rate`), held at its value at the end of the recordings' median
+    densities beyond them (no extrapolation: with medians of 28-39 veh/km/lane the
+    exponential would ask 0.6 lane changes per vehicle and 10 s at 15). For each density of
+    :data:`LC_DENSITY_LEVELS`, sampled scenes at that density (uniform difficulty) are played
+    10 s in the simulator for each threshold of :data:`LC_THRESHOLD_GRID_MPS2` (the same
+    scenes: one seed); the threshold giving the target rate is interpolated
+    (:func:`_threshold_for`). Returns the table for
     the metadata (``density``, ``threshold``, targets, fit and measured rates).
     """
     from generative.model.sampler import LearnedTrafficSampler
@@ -341,7 +344,7 @@ def calibrate_lane_changes(
     a, b = fit_lane_change_rate(ev, expo, dens)
     thresholds, targets, rates = [], [], []
     for level in LC_DENSITY_LEVELS:
-        target = float(np.exp(a + b * level))
+        target = float(np.exp(a + b * np.clip(level, dens.min(), dens.max())))
         row = {}
         for thr in LC_THRESHOLD_GRID_MPS2:
             sampler = LearnedTrafficSampler.from_net(
@@ -354,11 +357,14 @@ def calibrate_lane_changes(
         thresholds.append(_threshold_for(row, target))
         targets.append(target)
         rates.append([row[k] for k in LC_THRESHOLD_GRID_MPS2])
+    # Denser traffic never gets a lower threshold: a dip is rollout noise (16 scenes a cell).
+    thresholds = [float(x) for x in np.maximum.accumulate(thresholds)]
     return {
         "density": list(LC_DENSITY_LEVELS),
         "threshold": thresholds,
         "target_rate": targets,
         "rate_fit": [a, b],
+        "fit_density_range": [float(dens.min()), float(dens.max())],
         "grid": list(LC_THRESHOLD_GRID_MPS2),
         "rates": rates,
     }
