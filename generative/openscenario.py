@@ -10,7 +10,26 @@ Export (:func:`export_xosc`) writes ``<name>.xosc`` and its road ``<name>.xodr``
   :func:`sim.road.build_highway`) and driving lanes ``-1 .. -num_lanes`` of ``lane_width`` to its
   right, broken markings between them, solid ones at the edges, and the speed limit as the
   road type's ``<speed max>``. Urban layouts (intersection, roundabout, ramps, ...) and
-  ``file`` maps are written from their OpenDRIVE model by :func:`sim.opendrive.write_opendrive`.
+  ``file`` maps are written from their OpenDRIVE model by :func:`sim.opendrive.write_opendrive`,
+  with the model's ``<signal>``s (traffic lights: ``dynamic="yes"``) and ``<controller>``s
+  (``sequence``, ``<control signalId>``) and the junctions' controller references.
+- **Traffic lights** (:func:`light_plans`): where the road has dynamic signals, the
+  ``RoadNetwork`` gets a ``TrafficSignals`` section with one ``TrafficSignalController`` per
+  junction plan (``junction_<id>``; a controller outside every junction: ``controller_<id>``;
+  signals no controller lists: ``uncontrolled``), grouped as :func:`sim.lights.compile_lights`
+  groups them. Its ``Phase``s (name, duration) cover one cycle of the simulator's fixed-time
+  plan (``RoadSpec.lights``): per phase slot ``i`` ``phase<i>_green`` (``green_s``, that
+  slot's signals ``green``, all others ``red``), ``phase<i>_yellow`` (``yellow_s``) and
+  ``phase<i>_all_red`` (``all_red_s``, left out when 0); a one-phase plan gets an all-red
+  ``phase1_idle`` slot, as the simulator's cycle is at least two slots. Each phase sets every
+  signal of its plan by ``TrafficSignalState trafficSignalId=<OpenDRIVE signal id>
+  state="green" | "yellow" | "red"`` (OpenSCENARIO leaves the state names to the road
+  network and the player; these are gendrive's). OpenSCENARIO has no plan start offset
+  (``delay`` is relative to another controller), so the list is rotated to start ``offset_s``
+  into the plan: the phase the offset falls in is split into ``<name>_tail`` (first) and
+  ``<name>_head`` (last), and the rotated list played cyclically from t = 0 gives every signal
+  the simulator's state at every time. ``offset_s`` None (the simulator draws a per-env offset at
+  reset) is exported as offset 0: a plan starting with phase 0's green at t = 0.
 - **Entities**: ``Ego``, ``actor<i>`` per scripted actor and ``traffic<i>`` per background
   vehicle, each a ``Vehicle`` whose bounding box is centred on the reference point (spec
   positions are box centres). The IDM/MOBIL parameters ride along as ``gendrive.*`` vehicle
@@ -44,9 +63,10 @@ Export (:func:`export_xosc`) writes ``<name>.xosc`` and its road ``<name>.xodr``
   and the spec's seed are ``ParameterDeclarations`` (``EgoRouteLength``, ``TrafficSeed``).
 
 Import (:func:`import_xosc`) reads simple OpenSCENARIO 1.x files back into specs; see its
-docstring for what is supported. Unsupported elements raise :class:`OpenScenarioError` naming the
-element's XML path. Validation against the XSD schemas ``scenariogeneration`` ships:
-:func:`xosc_schema_errors`, :func:`xodr_schema_errors`.
+docstring for what is supported (traffic-light plans are not: the single roads it can import
+have no lights, so a ``TrafficSignalController`` raises). Unsupported elements raise
+:class:`OpenScenarioError` naming the element's XML path. Validation against the XSD schemas
+``scenariogeneration`` ships: :func:`xosc_schema_errors`, :func:`xodr_schema_errors`.
 """
 
 from __future__ import annotations
@@ -58,7 +78,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -77,6 +97,9 @@ from sim.scenario import (
     road_length,
     spec_from_dict,
 )
+
+if TYPE_CHECKING:
+    from sim.lights import LightTiming
 
 OSC_MINOR = 2  # OpenSCENARIO 1.2
 ODR_MINOR = "7"  # OpenDRIVE 1.7: the schema scenariogeneration ships
@@ -215,6 +238,165 @@ def xodr_schema_errors(path: str | Path) -> list[str]:
     """Schema violations of an .xodr against the OpenDRIVE 1.7 XSD scenariogeneration ships."""
     schema = _schema("opendrive_17_core.xsd")
     return [f"{e.path}: {e.reason}" for e in schema.iter_errors(str(path))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Traffic-light plans
+# ---------------------------------------------------------------------------------------------
+
+LIGHT_STATE_NAMES = ("green", "yellow", "red")  # TrafficSignalState.state per sim.lights.LightState
+UNCONTROLLED_PLAN = "uncontrolled"  # plan of dynamic signals no OpenDRIVE controller lists
+_SPLIT_EPS_S = 1e-9  # [s] an offset this close to a phase boundary starts at that boundary
+
+
+@dataclass(frozen=True)
+class SignalPhase:
+    """One OpenSCENARIO ``Phase``: ``duration`` [s] and the state (:data:`LIGHT_STATE_NAMES`) of
+    every signal of its plan, as (OpenDRIVE signal id, state) pairs."""
+
+    name: str
+    duration: float
+    states: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class SignalPlan:
+    """One ``TrafficSignalController``: a junction's fixed-time plan as a cyclic phase list that
+    starts at t = 0 of the scenario (the plan's offset already applied)."""
+
+    name: str
+    phases: tuple[SignalPhase, ...]
+
+    @property
+    def cycle_s(self) -> float:
+        return sum(p.duration for p in self.phases)
+
+
+def light_plans(road: RoadSpec) -> list[SignalPlan]:
+    """The traffic-light plans of a road as the simulator runs them (:mod:`sim.lights`).
+
+    Signals are grouped as :func:`sim.lights.compile_lights` groups them: the controllers of a
+    junction share one plan (``junction_<id>``), a controller outside every junction has its own
+    (``controller_<id>``), dynamic signals no controller lists share ``uncontrolled``. A plan
+    with ``n`` phases (the distinct ``sequence`` numbers of its controllers, in order; at least
+    two slots) lists per phase slot ``i`` its green (``green_s``: phase ``i``'s signals green,
+    all others red), yellow (``yellow_s``) and all-red clearance (``all_red_s``, omitted when
+    0); a second slot no controller fills is one all-red ``phase1_idle``. Each signal follows
+    the first controller listing it, as in the simulator.
+
+    The list is then rotated to start at ``u0 = offset_s mod cycle`` (at t = 0 the simulator's
+    plan is ``offset_s`` seconds in): the phase ``u0`` falls in is split into its tail
+    (``<name>_tail``, first) and head (``<name>_head``, last), so repeating the rotated list
+    from t = 0 reproduces the shifted plan exactly. ``offset_s`` None (the simulator draws a
+    per-env offset at reset) is exported as offset 0.
+
+    Returns:
+        one plan per group with at least one dynamic signal; none for highway roads and
+        unsignalised layouts.
+    """
+    if road.kind in ("straight", "curved", "ring", "segments"):
+        return []
+    from sim.lights import LightTiming
+    from sim.opendrive import OpenDriveError, model_from_road_spec
+
+    lt = road.lights
+    try:
+        timing = LightTiming(lt.green_s, lt.yellow_s, lt.all_red_s)
+        model = model_from_road_spec(road)
+    except (ValueError, OpenDriveError) as e:
+        raise OpenScenarioError(f"road: {e}") from None
+    ctrl_seq = {c.id: c.sequence for c in model.controllers}
+    group_of: dict[str, str] = {}
+    for j in model.junctions:
+        for cid in j.controllers:
+            group_of.setdefault(cid, f"junction_{j.id}")
+    keys: dict[str, list[object]] = {}
+    for cid, seq in ctrl_seq.items():
+        grp = keys.setdefault(group_of.get(cid, f"controller_{cid}"), [])
+        key: object = seq if seq is not None else f"c{cid}"
+        if key not in grp:
+            grp.append(key)
+    for grp_keys in keys.values():  # sim.lights.compile_lights's order of the phases
+        grp_keys.sort(key=lambda k: (isinstance(k, str), str(k).zfill(8)))
+    members: dict[str, dict[str, int]] = {}  # plan -> signal id -> phase slot
+    for sg in model.signals:
+        if not sg.dynamic:
+            continue
+        ctrl = sg.controllers[0] if sg.controllers else None
+        if ctrl is None or ctrl not in ctrl_seq:
+            plan, slot = UNCONTROLLED_PLAN, 0
+        else:
+            plan = group_of.get(ctrl, f"controller_{ctrl}")
+            seq = ctrl_seq[ctrl]
+            slot = keys[plan].index(seq if seq is not None else f"c{ctrl}")
+        prev = next((p for p, m in members.items() if sg.id in m), None)
+        if prev is not None and (prev, members[prev][sg.id]) != (plan, slot):
+            raise OpenScenarioError(
+                f"road: signal id {sg.id!r} appears twice with different plans; OpenSCENARIO "
+                "names signals by their id"
+            )
+        members.setdefault(plan, {})[sg.id] = slot
+    offset = lt.offset_s or 0.0
+    out = []
+    for plan, sigs in members.items():
+        n_keys = len(keys.get(plan, [None]))
+        phases = _cycle(sigs, max(2, n_keys), n_keys, timing)
+        out.append(SignalPlan(plan, _rotate(phases, offset)))
+    return out
+
+
+def _cycle(sigs: dict[str, int], slots: int, n_keys: int, timing: LightTiming) -> list[SignalPhase]:
+    """One unrotated cycle of a plan (:func:`light_plans`), starting with slot 0's green."""
+    green, yellow, red = LIGHT_STATE_NAMES
+    out = []
+    for i in range(slots):
+        if i >= n_keys:  # the second slot of a one-phase plan: all red
+            dur = timing.green_s + timing.yellow_s + timing.all_red_s
+            out.append(SignalPhase(f"phase{i}_idle", dur, tuple((s, red) for s in sigs)))
+            continue
+        for part, dur, state in (
+            ("green", timing.green_s, green),
+            ("yellow", timing.yellow_s, yellow),
+            ("all_red", timing.all_red_s, red),
+        ):
+            if dur > 0:
+                states = tuple((s, state if k == i else red) for s, k in sigs.items())
+                out.append(SignalPhase(f"phase{i}_{part}", float(dur), states))
+    return out
+
+
+def _rotate(phases: list[SignalPhase], offset: float) -> tuple[SignalPhase, ...]:
+    """The cyclic phase list started ``offset`` [s] in (:func:`light_plans`)."""
+    cycle = sum(p.duration for p in phases)
+    u0 = offset % cycle  # np.mod's sign, as sim.lights
+    start = 0.0
+    for k, ph in enumerate(phases):
+        end = start + ph.duration
+        if u0 < end - _SPLIT_EPS_S:
+            into = u0 - start
+            if into <= _SPLIT_EPS_S:
+                return (*phases[k:], *phases[:k])
+            tail = replace(ph, name=f"{ph.name}_tail", duration=round(end - u0, 9))
+            head = replace(ph, name=f"{ph.name}_head", duration=round(into, 9))
+            return (tail, *phases[k + 1 :], *phases[:k], head)
+        start = end
+    return tuple(phases)  # u0 within _SPLIT_EPS_S of the cycle's end: the plan's start
+
+
+def _traffic_signal_controllers(road: RoadSpec) -> list[Any]:
+    """The plans of :func:`light_plans` as scenariogeneration ``TrafficSignalController``s."""
+    from scenariogeneration import xosc
+
+    out = []
+    for plan in light_plans(road):
+        tsc = xosc.TrafficSignalController(plan.name)
+        for ph in plan.phases:
+            phase = xosc.Phase(ph.name, ph.duration)
+            for sid, state in ph.states:
+                phase.add_signal_state(sid, state)
+            tsc.add_phase(phase)
+        out.append(tsc)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,6 +652,8 @@ def export_xosc(
     board = xosc.StoryBoard(init, stop)
     board.add_story(story)
     road_net = xosc.RoadNetwork(roadfile=xodr_path.name)
+    for tsc in _traffic_signal_controllers(spec.road):
+        road_net.add_traffic_signal_controller(tsc)
     sce = xosc.Scenario(
         spec.name,
         "gendrive",
@@ -900,6 +1084,8 @@ def import_xosc(path: str | Path) -> ScenarioSpec:
     between the vehicle and the ego (the headway as a gap at the ego's start speed). Controllers
     on the ego are dropped (gendrive's driver drives the ego); ``EnvironmentAction`` is dropped
     (no weather); of the StopTrigger only ``SimulationTimeCondition`` is used (the time limit).
+    A ``RoadNetwork/TrafficSignals/TrafficSignalController`` raises (the importable roads have
+    no traffic lights, and signalised junction layouts need the OpenDRIVE map importer).
 
     Raises:
         OpenScenarioError: anything else, naming the element's XML path.
@@ -913,6 +1099,14 @@ def import_xosc(path: str | Path) -> ScenarioSpec:
         raise OpenScenarioError(f"{doc.path}: RoadNetwork/LogicFile: missing")
     ref = doc.value(lf, "filepath")
     rr = _resolve_road((doc.path.parent / ref) if not Path(ref).is_absolute() else Path(ref))
+    tsc = doc.root.find("RoadNetwork/TrafficSignals/TrafficSignalController")
+    if tsc is not None:
+        raise doc.fail(
+            tsc,
+            f"traffic signal plans are not supported: the road resolves to a {rr.road.kind!r} "
+            "RoadSpec, which has no traffic lights (signalised junction layouts need the "
+            "OpenDRIVE map importer)",
+        )
     ents = _entities(doc)
     by_name = {e.name: e for e in ents}
     ego = ents[_ego_index(ents)]

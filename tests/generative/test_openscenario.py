@@ -1,5 +1,6 @@
 """OpenSCENARIO/OpenDRIVE export validated by the XSDs scenariogeneration ships, and import."""
 
+import dataclasses
 import math
 import re
 import xml.etree.ElementTree as ET
@@ -14,16 +15,19 @@ from generative.openscenario import (
     OpenScenarioError,
     export_xosc,
     import_xosc,
+    light_plans,
     write_road_xodr,
     xodr_schema_errors,
     xosc_schema_errors,
 )
 from sim import road as R
 from sim import world
+from sim.lights import LightState
 from sim.scenario import (
     ActorSpec,
     EgoSpec,
     EventSpec,
+    LightsSpec,
     RoadSpec,
     ScenarioSpec,
     SegmentSpec,
@@ -363,3 +367,189 @@ def test_a_crossing_pedestrian_exports_as_a_pedestrian_and_round_trips(tmp_path:
         [_plain(a) for a in back.actors if a.type == "pedestrian"],
         [_plain(a) for a in spec.actors if a.type == "pedestrian"],
     )
+
+
+# -- traffic lights ------------------------------------------------------------------------------
+
+STATE_OF = {
+    "green": int(LightState.GREEN),
+    "yellow": int(LightState.YELLOW),
+    "red": int(LightState.RED),
+}
+
+
+def _rlr_with(lights: LightsSpec | None) -> ScenarioSpec:
+    """A red_light_runner scenario, its light plan replaced by ``lights`` (None: the family's)."""
+    spec = get_family("red_light_runner").sample(np.random.default_rng(3), 0.8)
+    if lights is None:
+        return spec
+    return dataclasses.replace(
+        spec, name=f"{spec.name}_lights", road=dataclasses.replace(spec.road, lights=lights)
+    )
+
+
+def _phase_states(xosc: Path, times: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Each signal's state at ``times`` [s] from the written ``TrafficSignalController``s, their
+    phase lists repeated from t = 0; and each time's distance to the nearest phase change."""
+    root = ET.parse(xosc).getroot()
+    out: dict[str, np.ndarray] = {}
+    margin = np.full(times.shape, np.inf)
+    for tsc in root.findall("RoadNetwork/TrafficSignals/TrafficSignalController"):
+        phases = tsc.findall("Phase")
+        dur = np.array([float(p.get("duration", "nan")) for p in phases])
+        assert len(phases) > 0 and (dur > 0).all()
+        ends = np.cumsum(dur)
+        u = np.mod(times, ends[-1])
+        k = np.minimum(np.searchsorted(ends, u, side="right"), len(phases) - 1)
+        margin = np.minimum(margin, np.minimum(u - (ends - dur)[k], ends[k] - u))
+        for i, p in enumerate(phases):
+            for ts in p.findall("TrafficSignalState"):
+                sid = ts.get("trafficSignalId", "")
+                col = out.setdefault(sid, np.full(times.shape, -1))
+                col[k == i] = STATE_OF[ts.get("state", "")]
+    for sid, col in out.items():
+        assert (col >= 0).all(), f"signal {sid} has no state in some phase"
+    return out, margin
+
+
+def _signals(xosc: Path) -> ET.Element:
+    el = ET.parse(xosc).getroot().find("RoadNetwork/TrafficSignals")
+    assert el is not None
+    return el
+
+
+def _assert_replays_the_simulator(spec: ScenarioSpec, out: Path) -> list[ET.Element]:
+    """Export ``spec``; its light plans replayed from t = 0 give every light the simulator's
+    state (:func:`sim.traffic_rules.states_at` at the spec's offset, 0 when it has none) at the
+    same times. Returns the written ``TrafficSignalController``s."""
+    from sim.traffic_rules import rules_of, states_at
+
+    xosc, xodr = export_xosc(spec, out)
+    assert xosc_schema_errors(xosc) == [] and xodr_schema_errors(xodr) == []
+    # The .xosc names the .xodr's dynamic signals, each in one plan.
+    odr = ET.parse(xodr).getroot()
+    dynamic = {s.get("id") for s in odr.iter("signal") if s.get("dynamic") == "yes"}
+    plans = ET.parse(xosc).getroot().findall("RoadNetwork/TrafficSignals/TrafficSignalController")
+    named: list[str | None] = []
+    for tsc in plans:  # every phase of a plan states the same signals
+        per_phase = [
+            sorted(ts.get("trafficSignalId", "") for ts in ph.findall("TrafficSignalState"))
+            for ph in tsc.findall("Phase")
+        ]
+        assert per_phase and all(ids == per_phase[0] for ids in per_phase)
+        named += per_phase[0]
+    assert sorted(named) == sorted(dynamic) and dynamic  # each in one plan
+    rng = np.random.default_rng(0)
+    times = np.concatenate([np.arange(0.0, 200.0, 0.1), rng.uniform(0.0, 4000.0, 3000)])
+    mine, margin = _phase_states(xosc, times)
+    rules = rules_of(build_road(spec.road))
+    assert rules is not None and rules.lights.num_lights > 0
+    offset = spec.road.lights.offset_s or 0.0
+    sim = states_at(rules, times.astype(np.float32), np.full(times.shape, offset, np.float32))
+    off_edge = margin > 1e-3  # float32 time in the simulator: skip the instants of a change
+    assert off_edge.mean() > 0.95
+    for k, sid in enumerate(rules.lights.signal_id):
+        assert np.array_equal(mine[sid][off_edge], sim[off_edge, k]), sid
+        assert set(sim[off_edge, k].tolist()) == {0, 1, 2}  # every state was compared
+    # The signals an OpenDRIVE controller switches together show the same state throughout.
+    for ctrl in odr.findall("controller"):
+        ids = [c.get("signalId", "") for c in ctrl.findall("control")]
+        for sid in ids[1:]:
+            assert np.array_equal(mine[sid], mine[ids[0]])
+    return plans
+
+
+@pytest.mark.parametrize(
+    "lights",
+    [
+        None,  # the family's plan (offset_s = 1 s)
+        LightsSpec(green_s=17.0, yellow_s=2.5, all_red_s=1.5, offset_s=37.3),
+        LightsSpec(green_s=12.0, yellow_s=4.0, all_red_s=0.0, offset_s=1000.7),
+        LightsSpec(offset_s=20.0),  # exactly where phase 0's yellow starts: no split
+        LightsSpec(green_s=9.0, yellow_s=3.0, all_red_s=2.0),  # None: exported as offset 0
+    ],
+    ids=["family", "offset_37.3", "no_all_red_offset_1000.7", "offset_on_boundary", "no_offset"],
+)
+def test_light_plans_export_and_replay_the_simulators_light_states(
+    lights: LightsSpec | None, tmp_path: Path
+) -> None:
+    spec = _rlr_with(lights)
+    plans = _assert_replays_the_simulator(spec, tmp_path)
+    assert len(plans) == 1  # one junction, one plan
+    lt = spec.road.lights
+    total = sum(float(p.get("duration", "nan")) for p in plans[0].findall("Phase"))
+    assert total == pytest.approx(2 * (lt.green_s + lt.yellow_s + lt.all_red_s), abs=1e-6)
+    if lights is not None and lights.offset_s is None:
+        zero = _rlr_with(dataclasses.replace(lights, offset_s=0.0))
+        again, _ = export_xosc(dataclasses.replace(zero, name=spec.name), tmp_path / "zero")
+        assert ET.tostring(_signals(again)) == ET.tostring(_signals(tmp_path / f"{spec.name}.xosc"))
+
+
+@pytest.mark.parametrize("variant", ["uncontrolled", "one_phase", "controllers_off_junction"])
+def test_light_plans_of_file_maps_group_signals_as_the_simulator(
+    variant: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signals no controller lists, a junction whose controllers share one sequence number and
+    controllers outside any junction: plans of one phase and an all-red slot, as sim.lights."""
+    from sim.opendrive import write_opendrive
+    from sim.urban import urban_model
+
+    monkeypatch.setenv("GENDRIVE_CACHE_DIR", str(tmp_path / "cache"))
+    spec = _rlr_with(None)
+    model = urban_model(spec.road)
+    (j,) = model.junctions
+    if variant == "uncontrolled":
+        model = dataclasses.replace(
+            model, controllers=(), junctions=(dataclasses.replace(j, controllers=()),)
+        )
+    elif variant == "one_phase":
+        ctrls = tuple(dataclasses.replace(c, sequence=0) for c in model.controllers)
+        model = dataclasses.replace(model, controllers=ctrls)
+    else:
+        model = dataclasses.replace(model, junctions=(dataclasses.replace(j, controllers=()),))
+    path = write_opendrive(model, tmp_path / "map" / f"{variant}.xodr")
+    lights = LightsSpec(green_s=11.0, yellow_s=3.0, all_red_s=1.0, offset_s=13.7)
+    road = RoadSpec(kind="file", path=str(path), lights=lights)
+    plans = _assert_replays_the_simulator(dataclasses.replace(spec, road=road), tmp_path)
+    names = sorted(tsc.get("name", "") for tsc in plans)
+    expected = {
+        "uncontrolled": ["uncontrolled"],
+        "one_phase": [f"junction_{j.id}"],
+        "controllers_off_junction": [f"controller_{c.id}" for c in model.controllers],
+    }
+    assert names == sorted(expected[variant])
+
+
+def test_roads_without_lights_export_no_traffic_signals(tmp_path: Path) -> None:
+    spec = _rlr_with(None)
+    for road in (
+        dataclasses.replace(spec.road, signalised=False),
+        RoadSpec(kind="roundabout", num_lanes=1),
+        RoadSpec(kind="straight", num_lanes=2, length=600.0),
+    ):
+        assert light_plans(road) == []
+    quiet = dataclasses.replace(spec, road=dataclasses.replace(spec.road, signalised=False))
+    xosc, xodr = export_xosc(quiet, tmp_path)
+    assert xosc_schema_errors(xosc) == [] and xodr_schema_errors(xodr) == []
+    assert ET.parse(xosc).getroot().find("RoadNetwork/TrafficSignals") is None
+    assert not [s for s in ET.parse(xodr).getroot().iter("signal")]
+
+
+def test_importing_traffic_signal_plans_fails_naming_the_controller(tmp_path: Path) -> None:
+    rlr, _ = export_xosc(_rlr_with(None), tmp_path / "rlr")
+    with pytest.raises(OpenScenarioError, match=r"roads and 1 junctions"):
+        import_xosc(rlr)  # the junction road itself is not importable
+    signals = ET.parse(rlr).getroot().find("RoadNetwork/TrafficSignals")
+    assert signals is not None
+
+    def add_signals(root: ET.Element) -> None:
+        net = root.find("RoadNetwork")
+        assert net is not None
+        net.insert(1, signals)
+
+    with pytest.raises(
+        OpenScenarioError,
+        match=r"RoadNetwork/TrafficSignals/TrafficSignalController\[junction_\w+\]: traffic "
+        r"signal plans are not supported: the road resolves to a 'straight' RoadSpec",
+    ):
+        import_xosc(_broken(tmp_path, add_signals))
