@@ -35,7 +35,15 @@ Export (:func:`export_xosc`) writes ``<name>.xosc`` and its road ``<name>.xodr``
   positions are box centres). The IDM/MOBIL parameters ride along as ``gendrive.*`` vehicle
   properties so a re-import restores them.
 - **Init**: ``TeleportAction`` to ``LanePosition(road, lane, s, offset=d)`` and an
-  ``AbsoluteSpeedAction`` (step) to the start speed.
+  ``AbsoluteSpeedAction`` (step) to the start speed. Spec roads and lanes are the OpenDRIVE ids
+  of the written .xodr and ``s`` its reference-line coordinate, so they are written unchanged.
+- **Ego route** (:func:`ego_route_action`): an ego with ``waypoints`` gets an
+  ``AssignRouteAction`` in its Init, a ``Route`` ``EgoRoute`` (``closed="false"``) whose
+  ``Waypoint``s are its start and then each waypoint ``(road, lane, s)``, all as
+  ``LanePosition(roadId, laneId, s, offset 0)`` with ``routeStrategy="shortest"``: the
+  simulator's :func:`sim.routes.plan` takes the shortest way (in metres, a lane change costing
+  ``LANE_CHANGE_COST_M``) from each point to the next and ends at the last. A route along
+  successive lanes (no waypoints) stays the ``EgoRouteLength`` parameter alone.
 - **Story**: one ManeuverGroup per scripted actor, one Event per scripted event (priority
   ``parallel``: events fire independently, as in the simulator):
 
@@ -64,9 +72,11 @@ Export (:func:`export_xosc`) writes ``<name>.xosc`` and its road ``<name>.xodr``
 
 Import (:func:`import_xosc`) reads simple OpenSCENARIO 1.x files back into specs; see its
 docstring for what is supported (traffic-light plans are not: the single roads it can import
-have no lights, so a ``TrafficSignalController`` raises). Unsupported elements raise
-:class:`OpenScenarioError` naming the element's XML path. Validation against the XSD schemas
-``scenariogeneration`` ships: :func:`xosc_schema_errors`, :func:`xodr_schema_errors`.
+have no lights, so a ``TrafficSignalController`` raises). The ego's Init ``AssignRouteAction``
+comes back as ``EgoSpec.waypoints`` (its first waypoint dropped when it is the ego's start).
+Unsupported elements raise :class:`OpenScenarioError` naming the element's XML path. Validation
+against the XSD schemas ``scenariogeneration`` ships: :func:`xosc_schema_errors`,
+:func:`xodr_schema_errors`.
 """
 
 from __future__ import annotations
@@ -87,6 +97,7 @@ from sim.scenario import (
     MAX_DECEL_MPS2,
     MAX_SPEED_MPS,
     BehaviorSpec,
+    EgoSpec,
     EventSpec,
     RoadSpec,
     ScenarioSpec,
@@ -510,6 +521,43 @@ def _time_trigger(name: str, t: float, rule: Any = None, point: str = "start") -
     )
 
 
+EGO_ROUTE_NAME = "EgoRoute"  # the ego's Route in its Init AssignRouteAction
+EGO_ROUTE_STRATEGY = "shortest"  # RouteStrategy of every exported waypoint (sim.routes.plan's)
+
+
+def _lane_position(road: float, lane: float, s: float, d: float = 0.0, **kw: Any) -> Any:
+    """``LanePosition`` of a spec's lane coordinates.
+
+    Spec roads and lanes are the OpenDRIVE ids of the exported .xodr (road 0, lanes -1..-n on
+    procedural roads; the model's ids on urban layouts and maps) and ``s`` is the reference-line
+    coordinate of that road, so they are written as they are.
+    """
+    from scenariogeneration import xosc
+
+    return xosc.LanePosition(float(s), float(d), int(lane), int(road), **kw)
+
+
+def ego_route_action(ego: EgoSpec) -> Any | None:
+    """The ego's ``AssignRouteAction`` (Init), None when it has no waypoints.
+
+    The ``Route`` ``EGO_ROUTE_NAME`` (``closed="false"``) has the ego's start (offset 0) as its
+    first ``Waypoint``, then every ``ego.waypoints`` entry ``(road, lane, s)`` as
+    ``LanePosition(roadId, laneId, offset 0, s)``, each with ``routeStrategy`` ``shortest``:
+    :func:`sim.routes.plan` finds the shortest route (in metres, lane changes costing
+    ``LANE_CHANGE_COST_M``) from each point to the next, the route ending at the last.
+    """
+    if not ego.waypoints:
+        return None
+    from scenariogeneration import xosc
+
+    strategy = getattr(xosc.RouteStrategy, EGO_ROUTE_STRATEGY)
+    route = xosc.Route(EGO_ROUTE_NAME, closed=False)
+    route.add_waypoint(_lane_position(ego.road, ego.lane, ego.s), strategy)
+    for w in ego.waypoints:
+        route.add_waypoint(_lane_position(w[0], w[1], w[2]), strategy)
+    return xosc.AssignRouteAction(route)
+
+
 def export_xosc(
     spec: ScenarioSpec, out_dir: str | Path, *, traffic_seed: int | None = None
 ) -> tuple[Path, Path]:
@@ -567,12 +615,15 @@ def export_xosc(
             cross = [ev for ev in p.events if ev.action == "cross"]
             h = math.pi / 2 if not cross or cross[0].direction == "left" else -math.pi / 2
             heading = xosc.Orientation(h=h, reference=xosc.ReferenceContext.relative)
-            pos = xosc.LanePosition(p.s, p.d, p.lane, p.road, orientation=heading)
+            pos = _lane_position(p.road, p.lane, p.s, p.d, orientation=heading)
         else:
             entities.add_scenario_object(p.name, _vehicle(p))
-            pos = xosc.LanePosition(p.s, p.d, p.lane, p.road)
+            pos = _lane_position(p.road, p.lane, p.s, p.d)
         init.add_init_action(p.name, xosc.TeleportAction(pos))
         init.add_init_action(p.name, xosc.AbsoluteSpeedAction(p.speed, step))
+    route = ego_route_action(e)
+    if route is not None:
+        init.add_init_action("Ego", route)
 
     story = xosc.Story("gendrive")
     act = xosc.Act("scripted", _time_trigger("act_start", 0.0))
@@ -1084,6 +1135,11 @@ def import_xosc(path: str | Path) -> ScenarioSpec:
     between the vehicle and the ego (the headway as a gap at the ego's start speed). Controllers
     on the ego are dropped (gendrive's driver drives the ego); ``EnvironmentAction`` is dropped
     (no weather); of the StopTrigger only ``SimulationTimeCondition`` is used (the time limit).
+    The ego's Init ``RoutingAction`` may be an ``AssignRouteAction`` with an inline, open
+    ``Route`` of ``LanePosition`` waypoints on the road's driving lanes: its waypoints become
+    ``EgoSpec.waypoints`` (the first dropped when it is the ego's start), each checked on the
+    road and reachable from the previous one (:func:`_ego_waypoints`); routes of other vehicles,
+    route catalogs, closed routes and other routing actions raise.
     A ``RoadNetwork/TrafficSignals/TrafficSignalController`` raises (the importable roads have
     no traffic lights, and signalised junction layouts need the OpenDRIVE map importer).
 
@@ -1113,6 +1169,7 @@ def import_xosc(path: str | Path) -> ScenarioSpec:
 
     # -- Init ---------------------------------------------------------------------------------
     teleports: dict[str, ET.Element] = {}
+    routing: ET.Element | None = None  # the ego's RoutingAction
     for act in doc.root.findall("Storyboard/Init/Actions/*"):
         if act.tag == "GlobalAction":
             for g in act:
@@ -1136,6 +1193,16 @@ def import_xosc(path: str | Path) -> ScenarioSpec:
                     e.speed = doc.num(tgt, "value")
                 elif a.tag == "ControllerAction" and e is ego:
                     continue  # the ego is gendrive's driver's, whatever controller is named
+                elif a.tag == "RoutingAction" and e is ego:
+                    if routing is not None:
+                        raise doc.fail(a, "a second route for the ego; expected one")
+                    routing = a
+                elif a.tag == "RoutingAction":
+                    raise doc.fail(
+                        a,
+                        "not supported in Init: only the ego's route is read (the other "
+                        "vehicles keep their lane)",
+                    )
                 else:
                     raise doc.fail(a, "not supported in Init")
     for so in doc.root.findall("Entities/ScenarioObject"):
@@ -1200,6 +1267,7 @@ def import_xosc(path: str | Path) -> ScenarioSpec:
         if route is not None
         else (total if is_closed(graph, lane_i) else max(total - ego.s - 1.0, 1.0))
     )
+    waypoints = _ego_waypoints(doc, rr, graph, ego, routing) if routing is not None else []
     seed = doc.params.get("TrafficSeed")
     data = {
         "name": doc.path.stem,
@@ -1212,6 +1280,7 @@ def import_xosc(path: str | Path) -> ScenarioSpec:
             "length": ego.length,
             "width": ego.width,
             "route_length": route_length,
+            "waypoints": waypoints,
         },
         "actors": [_actor_data(e) for e in ents if e is not ego],
         "time_limit_s": time_limit,
@@ -1221,6 +1290,73 @@ def import_xosc(path: str | Path) -> ScenarioSpec:
         return spec_from_dict(data, source=str(doc.path))
     except SpecError as e:
         raise OpenScenarioError(str(e)) from None
+
+
+def _ego_waypoints(
+    doc: _Doc, rr: ResolvedRoad, graph: R.LaneGraph, ego: _Entity, ra: ET.Element
+) -> list[list[float]]:
+    """``EgoSpec.waypoints`` of the ego's Init ``RoutingAction`` (:func:`import_xosc`).
+
+    An inline, open ``Route`` of ``LanePosition`` waypoints on the road's driving lanes; its
+    first waypoint is dropped when it is the ego's start (road, lane and s within 1 mm).
+    ``offset`` and orientation are ignored (a waypoint names a lane), and so is the
+    ``routeStrategy``: the simulator plans the shortest route (:func:`sim.routes.plan`), and a
+    single road without junctions has one way along it.
+
+    Raises:
+        OpenScenarioError: naming the element: another routing action, a route catalog, a
+            closed route, a position other than a lane position, a lane that is not a
+            right-hand driving lane, s off the road, or a waypoint no route reaches.
+    """
+    from sim.routes import plan_through
+
+    if len(ra) != 1 or ra[0].tag != "AssignRouteAction":
+        el = ra[0] if len(ra) else ra
+        raise doc.fail(el, "not supported in Init: the ego's route must be an AssignRouteAction")
+    ara = ra[0]
+    route = ara.find("Route")
+    if route is None:
+        ref = ara.find("CatalogReference")
+        raise doc.fail(
+            ref if ref is not None else ara, "route catalogs are not supported (inline a Route)"
+        )
+    if doc.value(route, "closed").lower() in ("true", "1"):
+        raise doc.fail(route, "closed routes are not supported: the ego's route ends at its last")
+    assert ego.lane is not None and ego.s is not None and ego.s_file is not None
+    inv = {v: k for k, v in rr.lane_map.items()}
+    try:
+        start = graph.lane_index(0, ego.lane, ego.s)
+    except KeyError as e:
+        raise doc.fail(ego.el, f"the ego's start: {e.args[0]}") from None
+    points: list[tuple[int, float]] = []
+    out: list[list[float]] = []
+    for i, wp in enumerate(route.findall("Waypoint")):
+        pos = wp.find("Position")
+        if pos is None or len(pos) != 1:
+            raise doc.fail(wp, "expected one Position")
+        p = pos[0]
+        if p.tag != "LanePosition":
+            raise doc.fail(p, "route waypoints must be LanePositions")
+        road_id = int(doc.num(p, "roadId"))
+        if road_id != rr.road_id:
+            raise doc.fail(p, f"roadId {road_id}: the map has road {rr.road_id}")
+        odr_lane = int(doc.num(p, "laneId"))
+        if odr_lane not in rr.lane_map:
+            raise doc.fail(
+                p, f"laneId {odr_lane} is not a right-hand driving lane {sorted(rr.lane_map)}"
+            )
+        s_file = doc.num(p, "s")
+        if i == 0 and odr_lane == inv[ego.lane] and abs(s_file - ego.s_file) <= 1e-3:
+            continue  # the ego's start
+        lane, s = rr.lane_map[odr_lane], rr.s(s_file)
+        try:
+            points.append(graph.lane_index(0, lane, s))
+        except KeyError as e:
+            raise doc.fail(p, str(e.args[0])) from None
+        if plan_through(graph, start, tuple(points)) is None:
+            raise doc.fail(wp, "no route reaches this waypoint from the previous one")
+        out.append([0.0, float(lane), max(s, 0.0)])
+    return out
 
 
 def _actor_data(e: _Entity) -> dict[str, Any]:

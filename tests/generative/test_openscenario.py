@@ -553,3 +553,196 @@ def test_importing_traffic_signal_plans_fails_naming_the_controller(tmp_path: Pa
         r"signal plans are not supported: the road resolves to a 'straight' RoadSpec",
     ):
         import_xosc(_broken(tmp_path, add_signals))
+
+
+# -- the ego's route ----------------------------------------------------------------------------
+
+
+def _route_waypoints(xosc: Path) -> list[tuple[int, int, float, float, str]]:
+    """(roadId, laneId, s, offset, routeStrategy) of each Waypoint of the ego's Init route."""
+    root = ET.parse(xosc).getroot()
+    (route,) = root.findall(
+        "Storyboard/Init/Actions/Private[@entityRef='Ego']/PrivateAction/RoutingAction/"
+        "AssignRouteAction/Route"
+    )
+    assert route.get("name") == "EgoRoute" and route.get("closed") == "false"
+    assert not root.findall(".//Private[@entityRef!='Ego']//RoutingAction")
+    out = []
+    for wp in route.findall("Waypoint"):
+        (pos,) = wp.findall("Position/LanePosition")
+        out.append(
+            (
+                int(pos.get("roadId", "")),
+                int(pos.get("laneId", "")),
+                float(pos.get("s", "nan")),
+                float(pos.get("offset", "nan")),
+                wp.get("routeStrategy", ""),
+            )
+        )
+    return out
+
+
+def _odr_legs(g: R.LaneGraph, points: list[tuple[int, int, float]]) -> tuple[list[Any], float]:
+    """The route :func:`sim.routes.plan` finds through OpenDRIVE lane positions (the first is
+    the start): its lanes as (road id, lane id) and its length [m]."""
+    from sim.routes import plan_through, route_lanes
+
+    lp = [g.lane_index(r, ln, s) for r, ln, s in points]
+    legs = plan_through(g, lp[0], tuple(lp[1:]))
+    assert legs is not None
+    lanes = [(int(g.odr_road[k]), int(g.odr_lane[k])) for k in route_lanes(legs)]
+    return lanes, sum(leg.length_m for leg in legs)
+
+
+def test_red_light_runner_exports_the_egos_route_through_the_junction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The family's waypoint (the far arm) is an ``AssignRouteAction`` in the ego's Init on the
+    .xodr's road and lane ids, and planning through it on the written .xodr gives the spec's
+    route through the junction."""
+    monkeypatch.setenv("GENDRIVE_CACHE_DIR", str(tmp_path / "cache"))
+    spec = _rlr_with(None)
+    e = spec.ego
+    assert e.waypoints
+    xosc, xodr = export_xosc(spec, tmp_path)
+    assert xosc_schema_errors(xosc) == [] and xodr_schema_errors(xodr) == []
+    wps = _route_waypoints(xosc)
+    expected = [(e.road, e.lane, e.s)] + [(int(r), int(ln), s) for r, ln, s in e.waypoints]
+    assert [(r, ln) for r, ln, *_ in wps] == [(r, ln) for r, ln, _ in expected]
+    assert [w[2] for w in wps] == pytest.approx([s for *_, s in expected], abs=1e-9)
+    assert {(w[3], w[4]) for w in wps} == {(0.0, "shortest")}
+    # Each waypoint is on a lane of the written .xodr, its s on that road.
+    odr = ET.parse(xodr).getroot()
+    roads = {int(rd.get("id", "")): rd for rd in odr.findall("road")}
+    for road_id, lane_id, s, _, _ in wps:
+        rd = roads[road_id]
+        assert 0.0 <= s <= float(rd.get("length", "nan"))
+        sections = rd.findall("lanes/laneSection")
+        sec = [ls for ls in sections if float(ls.get("s", "nan")) <= s + 1e-9][-1]
+        ids = {int(ln.get("id", "")) for ln in sec.iter("lane")}
+        assert lane_id in ids, (road_id, lane_id, s)
+    # sim.routes.plan through the .xosc's waypoints on the .xodr as a map: the spec's route
+    # (the ego's lane, the junction's straight connector, the far arm's lane).
+    mine = _odr_legs(build_road(RoadSpec(kind="file", path=str(xodr))), [w[:3] for w in wps])
+    ref = _odr_legs(build_road(spec.road), expected)
+    assert mine[0] == ref[0] and mine[1] == pytest.approx(ref[1], abs=1e-3)
+    assert len({r for r, _ in ref[0]}) == 3  # approach arm, junction connector, far arm
+
+
+def test_specs_without_waypoints_export_no_route(tmp_path: Path) -> None:
+    spec = load_spec(REPO / "configs" / "scenario" / "hard_brake.yaml")
+    assert not spec.ego.waypoints
+    root = ET.parse(export_xosc(spec, tmp_path)[0]).getroot()
+    assert root.find(".//RoutingAction") is None
+    (p,) = root.findall("ParameterDeclarations/ParameterDeclaration[@name='EgoRouteLength']")
+    assert float(p.get("value", "nan")) == spec.ego.route_length
+
+
+def _routed(road: RoadSpec, waypoints: tuple[tuple[float, ...], ...]) -> ScenarioSpec:
+    return ScenarioSpec(
+        name="routed",
+        road=road,
+        ego=EgoSpec(lane=-1, s=50.0, speed=15.0, waypoints=waypoints),
+        actors=(ActorSpec(lane=-2, s=120.0, speed=12.0),),
+        seed=2,
+    )
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        _routed(RoadSpec(kind="straight", num_lanes=3, length=600.0), ((0.0, -3.0, 420.0),)),
+        _routed(
+            RoadSpec(kind="curved", num_lanes=3, length=1400.0, radius=300.0),
+            ((0.0, -2.0, 300.0), (0.0, -3.0, 1100.5)),
+        ),
+    ],
+    ids=["straight", "curved_two_waypoints"],
+)
+def test_ego_route_round_trips_on_a_single_road(spec: ScenarioSpec, tmp_path: Path) -> None:
+    xosc, _ = export_xosc(spec, tmp_path)
+    assert xosc_schema_errors(xosc) == []
+    assert len(_route_waypoints(xosc)) == 1 + len(spec.ego.waypoints)
+    back = import_xosc(xosc)
+    assert back.ego.waypoints == spec.ego.waypoints  # the start waypoint dropped
+    _close(back.to_dict(), spec.to_dict())
+    g = build_road(spec.road)
+    start = [(spec.ego.road, spec.ego.lane, spec.ego.s)]
+    pts = [(int(r), int(ln), s) for r, ln, s in spec.ego.waypoints]
+    back_pts = [(int(r), int(ln), s) for r, ln, s in back.ego.waypoints]
+    lanes, length = _odr_legs(g, start + pts)
+    assert _odr_legs(build_road(back.road), start + back_pts) == (lanes, length)
+    assert lanes[0] != lanes[-1]  # the route changes lanes
+
+
+def test_a_route_not_starting_at_the_ego_keeps_every_waypoint(tmp_path: Path) -> None:
+    spec = _routed(RoadSpec(kind="straight", num_lanes=3, length=600.0), ((0.0, -3.0, 420.0),))
+    xosc, _ = export_xosc(spec, tmp_path)
+    tree = ET.parse(xosc)
+    first = tree.getroot().find(".//Route/Waypoint/Position/LanePosition")
+    assert first is not None
+    first.set("s", "80.0")  # a first waypoint 30 m ahead of the ego
+    tree.write(tmp_path / "edited.xosc")
+    back = import_xosc(tmp_path / "edited.xosc")
+    assert back.ego.waypoints == ((0.0, -1.0, 80.0), (0.0, -3.0, 420.0))
+
+
+def _routed_broken(tmp_path: Path, edit: Any) -> Path:
+    spec = _routed(RoadSpec(kind="straight", num_lanes=3, length=600.0), ((0.0, -3.0, 420.0),))
+    xosc, _ = export_xosc(spec, tmp_path)
+    tree = ET.parse(xosc)
+    edit(tree.getroot())
+    out = tmp_path / "edited.xosc"
+    tree.write(out)
+    return out
+
+
+def _last_lane_position(root: ET.Element) -> ET.Element:
+    el = root.findall(".//Route/Waypoint/Position/LanePosition")[-1]
+    assert el is not None
+    return el
+
+
+def test_unsupported_ego_routes_fail_naming_the_element(tmp_path: Path) -> None:
+    route_at = r"Private/PrivateAction/RoutingAction/AssignRouteAction/Route\[EgoRoute\]"
+
+    def closed(root: ET.Element) -> None:
+        root.find(".//Route").set("closed", "true")  # type: ignore[union-attr]
+
+    def catalog(root: ET.Element) -> None:
+        ara = root.find(".//AssignRouteAction")
+        assert ara is not None
+        ara.remove(ara[0])
+        ET.SubElement(ara, "CatalogReference", catalogName="Routes", entryName="r1")
+
+    def behind(root: ET.Element) -> None:
+        _last_lane_position(root).set("s", "20.0")  # the ego starts at s = 50
+
+    def off_road(root: ET.Element) -> None:
+        _last_lane_position(root).set("s", "700.0")
+
+    def left_lane(root: ET.Element) -> None:
+        _last_lane_position(root).set("laneId", "1")
+
+    def world(root: ET.Element) -> None:
+        pos = root.findall(".//Route/Waypoint/Position")[-1]
+        pos.remove(pos[0])
+        ET.SubElement(pos, "WorldPosition", x="10", y="0")
+
+    def actor_route(root: ET.Element) -> None:
+        ra = root.find(".//Private[@entityRef='Ego']/PrivateAction/RoutingAction/..")
+        actor = root.find(".//Private[@entityRef='actor0']")
+        assert ra is not None and actor is not None
+        actor.append(ra)
+
+    for edit, match in [
+        (closed, rf"{route_at}: closed routes are not supported"),
+        (catalog, r"AssignRouteAction/CatalogReference: route catalogs are not supported"),
+        (behind, rf"{route_at}/Waypoint: no route reaches this waypoint"),
+        (off_road, rf"{route_at}/Waypoint/Position/LanePosition: s=700.00 m outside road 0"),
+        (left_lane, r"LanePosition: laneId 1 is not a right-hand driving lane \[-3, -2, -1\]"),
+        (world, r"Waypoint/Position/WorldPosition: route waypoints must be LanePositions"),
+        (actor_route, r"Private/PrivateAction/RoutingAction: not supported in Init: only the ego"),
+    ]:
+        with pytest.raises(OpenScenarioError, match=match):
+            import_xosc(_routed_broken(tmp_path, edit))
