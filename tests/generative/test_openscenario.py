@@ -244,8 +244,9 @@ def _plain(v: Any) -> Any:
     return _to_plain(v)
 
 
-def _broken(tmp_path: Path, edit: Any) -> Path:
-    spec = load_spec(REPO / "configs" / "scenario" / "hard_brake.yaml")
+def _broken(tmp_path: Path, edit: Any, spec: ScenarioSpec | None = None) -> Path:
+    """``spec`` (default: the hard_brake config) exported, its .xosc edited by ``edit``."""
+    spec = spec or load_spec(REPO / "configs" / "scenario" / "hard_brake.yaml")
     xosc, _ = export_xosc(spec, tmp_path)
     tree = ET.parse(xosc)
     edit(tree.getroot())
@@ -687,16 +688,6 @@ def test_a_route_not_starting_at_the_ego_keeps_every_waypoint(tmp_path: Path) ->
     assert back.ego.waypoints == ((0.0, -1.0, 80.0), (0.0, -3.0, 420.0))
 
 
-def _routed_broken(tmp_path: Path, edit: Any) -> Path:
-    spec = _routed(RoadSpec(kind="straight", num_lanes=3, length=600.0), ((0.0, -3.0, 420.0),))
-    xosc, _ = export_xosc(spec, tmp_path)
-    tree = ET.parse(xosc)
-    edit(tree.getroot())
-    out = tmp_path / "edited.xosc"
-    tree.write(out)
-    return out
-
-
 def _last_lane_position(root: ET.Element) -> ET.Element:
     el = root.findall(".//Route/Waypoint/Position/LanePosition")[-1]
     assert el is not None
@@ -745,4 +736,12 @@ def test_unsupported_ego_routes_fail_naming_the_element(tmp_path: Path) -> None:
         (actor_route, r"Private/PrivateAction/RoutingAction: not supported in Init: only the ego"),
     ]:
         with pytest.raises(OpenScenarioError, match=match):
-            import_xosc(_routed_broken(tmp_path, edit))
+            import_xosc(
+                _broken(
+                    tmp_path,
+                    edit,
+                    _routed(
+                        RoadSpec(kind="straight", num_lanes=3, length=600.0), ((0.0, -3.0, 420.0),)
+                    ),
+                )
+            )
