@@ -955,10 +955,7 @@ def evaluate_realism(
             has_roll = tr is not None and real_roll is not None and tr.speed_change.size > 0
             results["train_data"] = _with_rollout(res, tr, real_roll) if has_roll else res
             if matched:
-                fin = np.isfinite(snapshot_density(tsnap)) & np.isfinite(
-                    snapshot_count_density(tsnap)
-                )
-                cand = np.flatnonzero(tin[tsnap.snapshot_recording] & fin)
+                cand = used_snapshots(tsnap, tin[tsnap.snapshot_recording[tsnap.snapshot]])
                 mset = matched_recorded_set(
                     tsnap,
                     cand,

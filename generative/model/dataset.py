@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 
 from generative.data.idm_fit import LOWER, UPPER, IdmFit, fit_idm
 from generative.data.ngsim import AUX_LANE, Tracks
-from generative.data.snapshots import Snapshots, make_snapshots, road_frame
+from generative.data.snapshots import Snapshots, make_snapshots
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
@@ -133,19 +133,6 @@ class Examples:
     def n(self) -> int:
         """Number of rows N."""
         return int(self.x.shape[0])
-
-
-def recording_windows(tracks: Tracks) -> F64:
-    """Observed road length of each recording [m], ``(R,)``: max - min ``s`` of on-map rows."""
-    s, _ = road_frame(tracks)
-    on = tracks.lane >= 0
-    r = len(tracks.recordings)
-    lo = np.full(r, np.inf)
-    hi = np.full(r, -np.inf)
-    np.minimum.at(lo, tracks.recording[on], s[on])
-    np.maximum.at(hi, tracks.recording[on], s[on])
-    out: F64 = np.where(hi > lo, hi - lo, 0.0)
-    return out
 
 
 def main_lane_snapshots(tracks: Tracks, every_n_steps: int = SNAPSHOT_EVERY) -> Snapshots:
